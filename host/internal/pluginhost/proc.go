@@ -1,0 +1,390 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
+
+	"github.com/berth-dev/berth/sdk/proto"
+)
+
+// restartBackoffMin is the first wait before restarting a dead plugin.
+const restartBackoffMin = 100 * time.Millisecond
+
+// stableAfter is how long a plugin must have run for its restart backoff
+// to start again from restartBackoffMin.
+const stableAfter = time.Minute
+
+// proc is one plugin binary and its current process.
+type proc struct {
+	h     *Host
+	path  string
+	log   hclog.Logger
+	types []JobType
+
+	mu      sync.Mutex
+	inst    *instance     // nil while the process is down
+	up      chan struct{} // closed when inst is set
+	closing chan struct{}
+	closed  bool
+	watched bool          // supervise runs
+	done    chan struct{} // closed when supervise returns
+}
+
+// instance is one process of a plugin.
+type instance struct {
+	client  *plugin.Client
+	pc      *pluginClient
+	runner  *procRunner
+	started time.Time
+}
+
+func newProc(h *Host, path string) *proc {
+	return &proc{
+		h: h, path: path,
+		log:     h.opts.Logger.Named("plugin." + filepath.Base(path)),
+		up:      make(chan struct{}),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// start launches the first process and learns the job types.
+func (p *proc) start(ctx context.Context) error {
+	inst, types, err := p.launch(ctx)
+	if err != nil {
+		return err
+	}
+	p.types = types
+	p.setUp(inst)
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = t.Name
+	}
+	p.log.Info("plugin started", "path", p.path, "pid", inst.runner.pid, "jobs", strings.Join(names, ","))
+	return nil
+}
+
+// pluginEnv is the environment of a plugin process: the host's, without
+// the host's own secrets and settings, plus GOMAXPROCS.
+func (p *proc) pluginEnv(goPluginEnv []string) []string {
+	var env []string
+	for _, kv := range goPluginEnv {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CORE_SECRET" || k == "GOMAXPROCS" || strings.HasPrefix(k, "JOB_SERVICE_") || strings.HasPrefix(k, "BERTH_") && !strings.HasPrefix(k, "BERTH_PLUGIN_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "GOMAXPROCS="+strconv.Itoa(p.h.opts.GOMAXPROCS))
+}
+
+// launch starts a process, connects, learns its job types and attaches the
+// host's callback service.
+func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
+	var pr *procRunner
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig: proto.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{
+			proto.ProtocolVersion: {proto.PluginName: &grpcPlugin{newCallbackServer: func() *callbackServer {
+				return newCallbackServer(p.h.opts.Callbacks)
+			}}},
+		},
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+			r, err := newProcRunner(p.path, p.pluginEnv(append(os.Environ(), cmd.Env...)), p.h.spawn, p.log)
+			pr = r
+			return r, err
+		},
+		SkipHostEnv:      true,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     p.h.opts.StartTimeout,
+		Logger:           p.log,
+		SyncStdout:       &lineLogger{log: p.log, stream: "stdout"},
+		SyncStderr:       &lineLogger{log: p.log, stream: "stderr"},
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithDefaultCallOptions(proto.GRPCCallOptions()...),
+		},
+	})
+	fail := func(what string, err error) (*instance, []JobType, error) {
+		inst := &instance{client: client, runner: pr}
+		p.kill(inst)
+		return nil, nil, fmt.Errorf("pluginhost: plugin %s: %s: %w", p.path, what, err)
+	}
+	rpc, err := client.Client()
+	if err != nil {
+		return fail("start", err)
+	}
+	raw, err := rpc.Dispense(proto.PluginName)
+	if err != nil {
+		return fail("connect", err)
+	}
+	pc, ok := raw.(*pluginClient)
+	if !ok {
+		return fail("connect", fmt.Errorf("unexpected client type %T", raw))
+	}
+	callCtx, cancel := context.WithTimeout(ctx, p.h.opts.StartTimeout)
+	defer cancel()
+	desc, err := pc.job.Describe(callCtx, &proto.DescribeRequest{})
+	if err != nil {
+		return fail("Describe", err)
+	}
+	if _, err := pc.job.Attach(callCtx, &proto.AttachRequest{BrokerId: pc.brokerID}); err != nil {
+		return fail("Attach", err)
+	}
+	types, err := p.jobTypes(desc)
+	if err != nil {
+		return fail("Describe", err)
+	}
+	return &instance{client: client, pc: pc, runner: pr, started: time.Now()}, types, nil
+}
+
+func (p *proc) jobTypes(desc *proto.DescribeResponse) ([]JobType, error) {
+	if len(desc.GetJobs()) == 0 {
+		return nil, errors.New("the plugin serves no job")
+	}
+	var types []JobType
+	for _, j := range desc.GetJobs() {
+		if j.GetName() == "" {
+			return nil, errors.New("the plugin declares a job with an empty name")
+		}
+		types = append(types, JobType{
+			Name: j.GetName(), MaxFails: uint(j.GetMaxFails()), ShouldRetry: j.GetShouldRetry(),
+			MaxConcurrency: uint(j.GetMaxConcurrency()), Version: j.GetVersion(), Plugin: p.path,
+		})
+	}
+	return types, nil
+}
+
+func (p *proc) setUp(inst *instance) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inst = inst
+	close(p.up)
+}
+
+// setDown marks the process down if inst is still the current one (nil
+// matches any) and returns the instance it took down.
+func (p *proc) setDown(inst *instance) *instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst == nil || inst != nil && p.inst != inst {
+		return nil
+	}
+	cur := p.inst
+	p.inst = nil
+	p.up = make(chan struct{})
+	return cur
+}
+
+// current returns the running process, or an error while it is down.
+func (p *proc) current() (*pluginClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst == nil {
+		return nil, fmt.Errorf("%w: plugin %s is restarting", ErrPluginFailed, filepath.Base(p.path))
+	}
+	return p.inst.pc, nil
+}
+
+// client waits (bounded) until the plugin is up.
+func (p *proc) client(ctx context.Context) (*pluginClient, error) {
+	limit := time.NewTimer(2*p.h.opts.StartTimeout + p.h.opts.RestartBackoffMax)
+	defer limit.Stop()
+	for {
+		p.mu.Lock()
+		inst, up := p.inst, p.up
+		p.mu.Unlock()
+		if inst != nil {
+			select {
+			case <-inst.pc.exited:
+				// Dead, and its supervisor has not noticed yet.
+				p.setDown(inst)
+				continue
+			default:
+				return inst.pc, nil
+			}
+		}
+		select {
+		case <-up:
+		case <-p.closing:
+			return nil, fmt.Errorf("%w: plugin %s is shutting down", ErrPluginFailed, filepath.Base(p.path))
+		case <-limit.C:
+			return nil, fmt.Errorf("%w: plugin %s did not come back after a crash; see the host log", ErrPluginFailed, filepath.Base(p.path))
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// callError explains a failed call: the caller's context, or the plugin.
+func (p *proc) callError(ctx context.Context, c *pluginClient, method string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("pluginhost: %s of plugin %s: %w", method, filepath.Base(p.path), context.Cause(ctx))
+	}
+	select {
+	case <-c.exited:
+		return fmt.Errorf("%w: plugin %s exited during %s", ErrPluginFailed, filepath.Base(p.path), method)
+	case <-time.After(100 * time.Millisecond):
+		// The process may be on its way out; give its exit a moment to show.
+	}
+	return fmt.Errorf("%w: %s of plugin %s: %v", ErrPluginFailed, method, filepath.Base(p.path), err)
+}
+
+// watch starts supervise.
+func (p *proc) watch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.inst == nil {
+		return
+	}
+	p.watched = true
+	go p.supervise()
+}
+
+// supervise restarts the plugin whenever its process exits, until close.
+func (p *proc) supervise() {
+	defer close(p.done)
+	backoff := restartBackoffMin
+	for {
+		p.mu.Lock()
+		inst := p.inst
+		p.mu.Unlock()
+		select {
+		case <-inst.pc.exited:
+		case <-p.closing:
+			return
+		}
+		select {
+		case <-p.closing:
+			return
+		default:
+		}
+		p.setDown(inst)
+		p.log.Error("plugin process exited unexpectedly; its running jobs fail and it is restarted", "pid", inst.runner.pid, "backoff", backoff)
+		p.kill(inst)
+		if time.Since(inst.started) > stableAfter {
+			backoff = restartBackoffMin
+		}
+		for {
+			select {
+			case <-time.After(backoff):
+			case <-p.closing:
+				return
+			}
+			backoff = min(2*backoff, p.h.opts.RestartBackoffMax)
+			next, types, err := p.launch(context.Background())
+			if err != nil {
+				p.log.Error("plugin restart failed", "error", err, "next_attempt_in", backoff)
+				continue
+			}
+			if !sameTypes(p.types, types) {
+				p.log.Warn("the restarted plugin declares other job types than at host start; the host keeps the types it started with until it restarts")
+			}
+			p.setUp(next)
+			p.log.Info("plugin restarted", "pid", next.runner.pid)
+			break
+		}
+	}
+}
+
+func sameTypes(a, b []JobType) bool {
+	return slices.EqualFunc(a, b, func(x, y JobType) bool { return x == y })
+}
+
+// kill stops a process within KillTimeout: gracefully first (go-plugin
+// asks the plugin to exit), then with SIGKILL to its process group.
+func (p *proc) kill(inst *instance) {
+	if inst == nil || inst.client == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		inst.client.Kill()
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(p.h.opts.KillTimeout):
+	}
+	p.log.Warn("plugin did not exit within kill_timeout; killing its process group", "timeout", p.h.opts.KillTimeout)
+	if inst.runner != nil {
+		if err := inst.runner.Kill(context.Background()); err != nil {
+			p.log.Error("kill plugin", "error", err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(p.h.opts.KillTimeout):
+		p.log.Error("go-plugin did not release the plugin after SIGKILL; moving on")
+	}
+}
+
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inst == nil || p.inst.runner == nil {
+		return 0
+	}
+	return p.inst.runner.pid
+}
+
+// close stops supervising and stops the process. Safe to call twice.
+func (p *proc) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.closing)
+	watched := p.watched
+	p.mu.Unlock()
+	if watched {
+		<-p.done
+	}
+	p.kill(p.setDown(nil))
+}
+
+// lineLogger logs what a plugin writes to its os.Stdout / os.Stderr (which
+// go-plugin forwards over gRPC), one entry per line.
+type lineLogger struct {
+	log    hclog.Logger
+	stream string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (w *lineLogger) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Info(string(w.buf[:i]), "stream", w.stream)
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > maxStderrLine {
+		w.log.Info(string(w.buf), "stream", w.stream)
+		w.buf = w.buf[:0]
+	}
+	return len(b), nil
+}
