@@ -1,0 +1,358 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is Berth's whole configuration. The yaml tags are the file format:
+// Harbor's job service keys keep their names, Berth's own keys sit beside them.
+type Config struct {
+	// Protocol the API is served with: "http" or "https".
+	// Env JOB_SERVICE_PROTOCOL.
+	Protocol string `yaml:"protocol"`
+	// Port the API listens on, 1..65535. Env JOB_SERVICE_PORT.
+	Port int `yaml:"port"`
+	// HTTPSConfig names the certificate and key used when Protocol is "https".
+	HTTPSConfig HTTPSConfig `yaml:"https_config"`
+	// WorkerPool sizes the pool and names its Redis.
+	WorkerPool WorkerPool `yaml:"worker_pool"`
+	// JobLoggers are the backends that jobs log to.
+	JobLoggers []Logger `yaml:"job_loggers"`
+	// Loggers are the backends the service itself logs to.
+	Loggers []Logger `yaml:"loggers"`
+	// MaxRetrieveSizeMB bounds what the job log getter returns: at most the
+	// last n MiB of a job's log, 1..1024.
+	MaxRetrieveSizeMB int `yaml:"max_retrieve_size_mb"`
+	// CoreURL is Harbor core's base URL; optional. Env CORE_URL.
+	CoreURL string `yaml:"core_url"`
+	// Secret is the shared secret of the API's Authorization header. It is
+	// read from env CORE_SECRET only, never from the file. It may be empty:
+	// the API then refuses every call that needs it.
+	Secret string `yaml:"-"`
+	// PluginsDir is the directory scanned for plugin binaries.
+	// Env BERTH_PLUGINS_DIR.
+	PluginsDir string `yaml:"plugins_dir"`
+	// ShutdownGrace is how long running jobs get to finish on shutdown, 0..1h.
+	// Env BERTH_SHUTDOWN_GRACE.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// JobProperties are handed to every job, which can read but not change them.
+	JobProperties map[string]string `yaml:"job_properties"`
+	// Plugins tunes how plugin processes are started, restarted and stopped.
+	Plugins Plugins `yaml:"plugins"`
+	// Stats sets how long final job stats are kept.
+	Stats Stats `yaml:"stats"`
+	// Retry sets the backoff between runs of a failed job.
+	Retry Retry `yaml:"retry"`
+	// Periodic tunes periodic policies.
+	Periodic Periodic `yaml:"periodic"`
+	// Hooks tunes status hook delivery.
+	Hooks Hooks `yaml:"hooks"`
+	// Reaper tunes the sweep that re-queues jobs of dead hosts.
+	Reaper Reaper `yaml:"reaper"`
+}
+
+// HTTPSConfig holds the TLS files used when the protocol is "https". Both
+// must be readable files then. Env JOB_SERVICE_HTTPS_CERT, JOB_SERVICE_HTTPS_KEY.
+type HTTPSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// WorkerPool is the gocraft/work pool.
+type WorkerPool struct {
+	// Workers is the pool's concurrency, 1..1024. Env JOB_SERVICE_POOL_WORKERS.
+	Workers int `yaml:"workers"`
+	// Backend must be "redis". Env JOB_SERVICE_POOL_BACKEND.
+	Backend string `yaml:"backend"`
+	// RedisPool says which Redis to use.
+	RedisPool RedisPool `yaml:"redis_pool"`
+}
+
+// RedisPool says which Redis holds the queue, the stats and the logs.
+type RedisPool struct {
+	// RedisURL is one of redis://, rediss://, redis+sentinel://h1:p1,h2:p2/master[/db],
+	// unix:// or Harbor's legacy "host:port[,weight,password,db]". Empty
+	// selects the embedded in-memory backend, whose jobs do not survive a
+	// restart. Env JOB_SERVICE_POOL_REDIS_URL; set but empty, it also selects
+	// the embedded backend.
+	RedisURL string `yaml:"redis_url"`
+	// Namespace prefixes every key; no whitespace, no braces.
+	// Env JOB_SERVICE_POOL_REDIS_NAMESPACE.
+	Namespace string `yaml:"namespace"`
+	// IdleTimeoutSecond closes pooled connections idle that long; 0 never
+	// does. Env JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT.
+	IdleTimeoutSecond int `yaml:"idle_timeout_second"`
+}
+
+// Logger is one log backend.
+type Logger struct {
+	// Name is STD_OUTPUT, FILE or REDIS (job logs only). Read
+	// case-insensitively, stored upper-case.
+	Name string `yaml:"name"`
+	// Level is DEBUG, INFO, WARNING, ERROR or FATAL. Read case-insensitively,
+	// stored upper-case.
+	Level string `yaml:"level"`
+	// Settings are the backend's own: base_dir for FILE, max_bytes for REDIS.
+	// After Load they are filled and typed: see BaseDir and MaxBytes.
+	Settings map[string]any `yaml:"settings"`
+	// Sweeper deletes old log files; FILE only. Nil: logs are never swept.
+	Sweeper *Sweeper `yaml:"sweeper"`
+}
+
+// Sweeper deletes FILE logs older than Duration days from settings.work_dir.
+type Sweeper struct {
+	// Duration is the age in days after which a log file is deleted, >= 1.
+	Duration int `yaml:"duration"`
+	// Settings holds work_dir, the directory swept (default: the logger's base_dir).
+	Settings map[string]any `yaml:"settings"`
+}
+
+// Plugins tunes the plugin processes.
+type Plugins struct {
+	// StartTimeout bounds a plugin's start and Describe call.
+	StartTimeout Duration `yaml:"start_timeout"`
+	// RestartBackoffMax caps the backoff between restarts of a crashed plugin.
+	RestartBackoffMax Duration `yaml:"restart_backoff_max"`
+	// KillTimeout is how long a plugin gets to exit before it is killed.
+	KillTimeout Duration `yaml:"kill_timeout"`
+	// GOMAXPROCS is set in each plugin's environment; 0 leaves it to Go.
+	GOMAXPROCS int `yaml:"gomaxprocs"`
+	// JobTimeout bounds one run of any job; 0 means no bound.
+	JobTimeout Duration `yaml:"job_timeout"`
+}
+
+// Stats sets how long a job's stats are kept once final.
+type Stats struct {
+	SuccessTTL Duration `yaml:"success_ttl"`
+	StoppedTTL Duration `yaml:"stopped_ttl"`
+	ErrorTTL   Duration `yaml:"error_ttl"`
+}
+
+// Retry is the exponential backoff between runs of a failed job.
+type Retry struct {
+	BackoffBase Duration `yaml:"backoff_base"`
+	BackoffMax  Duration `yaml:"backoff_max"`
+}
+
+// Periodic tunes periodic policies.
+type Periodic struct {
+	// MaxExecutions is how many executions are kept per policy.
+	MaxExecutions int `yaml:"max_executions"`
+}
+
+// Hooks tunes status hook delivery.
+type Hooks struct {
+	// BackoffBase and BackoffMax bound the exponential backoff between tries.
+	BackoffBase Duration `yaml:"backoff_base"`
+	BackoffMax  Duration `yaml:"backoff_max"`
+	// Timeout bounds one hook request.
+	Timeout Duration `yaml:"timeout"`
+	// Workers is how many deliveries run at once, 1..256.
+	Workers int `yaml:"workers"`
+	// Rewrites change a hook URL's base at delivery time (core moved), so
+	// stored jobs need no change.
+	Rewrites []Rewrite `yaml:"rewrites"`
+}
+
+// Rewrite replaces the prefix From of a hook URL with To. Both are
+// absolute http(s) URLs.
+type Rewrite struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+}
+
+// Reaper tunes the sweep that finds jobs whose host died.
+type Reaper struct {
+	// Interval between sweeps.
+	Interval Duration `yaml:"interval"`
+	// MaxJobDuration: a job running longer than this is taken as lost.
+	MaxJobDuration Duration `yaml:"max_job_duration"`
+}
+
+// Logger backend names.
+const (
+	LoggerStdOutput = "STD_OUTPUT"
+	LoggerFile      = "FILE"
+	LoggerRedis     = "REDIS" // job logs kept in Redis, readable from any host
+)
+
+// Setting keys of the logger backends and the FILE sweeper.
+const (
+	SettingBaseDir  = "base_dir"  // FILE
+	SettingMaxBytes = "max_bytes" // REDIS
+	SettingWorkDir  = "work_dir"  // FILE sweeper
+)
+
+// Defaults that Default and applyDefaults share.
+const (
+	defaultLevel          = "INFO"
+	defaultJobLogDir      = "/tmp/berth/job_logs"
+	defaultServiceLogDir  = "/tmp/berth/logs"
+	defaultRedisLogMaxLen = 1 << 20 // bytes
+	defaultSweepDays      = 1
+)
+
+// Default returns a Config holding every default. Each call returns a new
+// value that the caller may change.
+func Default() *Config {
+	c := &Config{
+		Protocol: "http",
+		Port:     9444,
+		WorkerPool: WorkerPool{
+			Workers: 10,
+			Backend: "redis",
+			RedisPool: RedisPool{
+				RedisURL:          "", // embedded in-memory backend
+				Namespace:         "berth_job_service_namespace",
+				IdleTimeoutSecond: 3600,
+			},
+		},
+		JobLoggers: []Logger{{
+			Name:    LoggerFile,
+			Sweeper: &Sweeper{Duration: defaultSweepDays},
+		}},
+		Loggers:           []Logger{{Name: LoggerStdOutput}},
+		MaxRetrieveSizeMB: 10,
+		PluginsDir:        "./bin/plugins",
+		ShutdownGrace:     Duration(30 * time.Second),
+		Plugins: Plugins{
+			StartTimeout:      Duration(10 * time.Second),
+			RestartBackoffMax: Duration(30 * time.Second),
+			KillTimeout:       Duration(5 * time.Second),
+		},
+		Stats: Stats{
+			SuccessTTL: Duration(24 * time.Hour),
+			StoppedTTL: Duration(24 * time.Hour),
+			ErrorTTL:   Duration(7 * 24 * time.Hour),
+		},
+		Retry: Retry{
+			BackoffBase: Duration(10 * time.Second),
+			BackoffMax:  Duration(10 * time.Minute),
+		},
+		Periodic: Periodic{MaxExecutions: 100},
+		Hooks: Hooks{
+			BackoffBase: Duration(time.Second),
+			BackoffMax:  Duration(5 * time.Minute),
+			Timeout:     Duration(10 * time.Second),
+			Workers:     8,
+		},
+		Reaper: Reaper{
+			Interval:       Duration(time.Minute),
+			MaxJobDuration: Duration(24 * time.Hour),
+		},
+	}
+	applyDefaults(c)
+	return c
+}
+
+// applyDefaults fills what a file or env may leave out inside lists (a
+// logger's level and settings) and normalises spelling. Top-level values
+// need no filling here: Load decodes the file over Default, so a key that is
+// absent keeps its default and a key set to 0 stays 0 for Validate to judge.
+// It is idempotent.
+func applyDefaults(c *Config) {
+	if c.JobProperties == nil {
+		c.JobProperties = map[string]string{}
+	}
+	if len(c.Hooks.Rewrites) == 0 {
+		c.Hooks.Rewrites = nil
+	}
+	for i := range c.JobLoggers {
+		applyLoggerDefaults(&c.JobLoggers[i], defaultJobLogDir)
+	}
+	for i := range c.Loggers {
+		applyLoggerDefaults(&c.Loggers[i], defaultServiceLogDir)
+	}
+}
+
+func applyLoggerDefaults(l *Logger, baseDir string) {
+	l.Name = strings.ToUpper(strings.TrimSpace(l.Name))
+	l.Level = strings.ToUpper(strings.TrimSpace(l.Level))
+	if l.Level == "" {
+		l.Level = defaultLevel
+	}
+	if l.Settings == nil {
+		l.Settings = map[string]any{}
+	}
+	switch l.Name {
+	case LoggerFile:
+		if _, ok := l.Settings[SettingBaseDir]; !ok {
+			l.Settings[SettingBaseDir] = baseDir
+		}
+	case LoggerRedis:
+		if _, ok := l.Settings[SettingMaxBytes]; !ok {
+			l.Settings[SettingMaxBytes] = defaultRedisLogMaxLen
+		}
+		if n, ok := asInt(l.Settings[SettingMaxBytes]); ok {
+			l.Settings[SettingMaxBytes] = n
+		}
+	}
+	if s := l.Sweeper; s != nil {
+		if s.Settings == nil {
+			s.Settings = map[string]any{}
+		}
+		if _, ok := s.Settings[SettingWorkDir]; !ok && l.Name == LoggerFile {
+			if dir, ok := l.Settings[SettingBaseDir].(string); ok {
+				s.Settings[SettingWorkDir] = dir
+			}
+		}
+	}
+}
+
+// asInt reports v as an int if it is a whole number that fits one.
+func asInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		if int64(int(n)) == n {
+			return int(n), true
+		}
+	case uint64:
+		if n <= uint64(^uint(0)>>1) {
+			return int(n), true
+		}
+	}
+	return 0, false
+}
+
+// BaseDir returns a FILE logger's settings.base_dir ("" if unset or not a string).
+func (l Logger) BaseDir() string {
+	s, _ := l.Settings[SettingBaseDir].(string)
+	return s
+}
+
+// MaxBytes returns a REDIS logger's settings.max_bytes (0 if unset or not a whole number).
+func (l Logger) MaxBytes() int {
+	n, _ := asInt(l.Settings[SettingMaxBytes])
+	return n
+}
+
+// WorkDir returns the sweeper's settings.work_dir ("" if unset or not a string).
+func (s Sweeper) WorkDir() string {
+	d, _ := s.Settings[SettingWorkDir].(string)
+	return d
+}
+
+// Addr is the API's listen address, ":<port>".
+func (c *Config) Addr() string { return ":" + strconv.Itoa(c.Port) }
+
+// RedactedRedisURL returns the Redis URL with any password replaced by
+// "xxxxx", for logs and error messages. It never fails: a URL it cannot make
+// sense of is redacted more rather than less.
+func (c *Config) RedactedRedisURL() string { return redactRedisURL(c.WorkerPool.RedisPool.RedisURL) }
+
+// Warnings lists what is allowed but deserves a loud line in the log at
+// startup: the embedded backend and an empty secret.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.WorkerPool.RedisPool.RedisURL == "" {
+		w = append(w, "worker_pool.redis_pool.redis_url is empty: using the embedded in-memory Redis; jobs, stats and logs will not survive a restart")
+	}
+	if c.Secret == "" {
+		w = append(w, "CORE_SECRET is empty: every API call except GET /api/v1/stats will be refused with 401")
+	}
+	return w
+}

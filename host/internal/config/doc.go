@@ -1,0 +1,35 @@
+// Package config owns Berth's configuration: the YAML file format (Harbor's
+// job service keys plus Berth's own), the environment overrides (Harbor's
+// variable names plus BERTH_*), every default value, and the validation of
+// the whole. It holds no global state: Load returns a *Config that main
+// hands to whoever needs it.
+//
+// Load builds a Config in this order:
+//
+//  1. Default: every default value.
+//  2. The YAML file, laid over the defaults. An absent key keeps its
+//     default; a key written as 0 stays 0 and is judged in step 5. Unknown
+//     keys and values of the wrong type are errors that name the full key
+//     (worker_pool.redis_pool.namespace) and its line.
+//  3. The environment: JOB_SERVICE_PROTOCOL, JOB_SERVICE_PORT,
+//     JOB_SERVICE_HTTPS_CERT, JOB_SERVICE_HTTPS_KEY, JOB_SERVICE_POOL_WORKERS,
+//     JOB_SERVICE_POOL_BACKEND, JOB_SERVICE_POOL_REDIS_URL,
+//     JOB_SERVICE_POOL_REDIS_NAMESPACE, JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT,
+//     CORE_SECRET, CORE_URL, BERTH_PLUGINS_DIR, BERTH_SHUTDOWN_GRACE and
+//     BERTH_LOG_LEVEL (the level of every entry of loggers). A variable set
+//     to the empty string counts as unset, except JOB_SERVICE_POOL_REDIS_URL:
+//     set and empty, it selects the embedded in-memory backend even if the
+//     file names a Redis. A value that cannot be parsed is an error naming
+//     the variable and the value.
+//  4. The defaults inside lists: a logger's level (INFO), FILE's base_dir,
+//     REDIS's max_bytes and the sweeper's work_dir; logger names and levels
+//     are upper-cased.
+//  5. Validate, which reports every problem at once, each naming its key
+//     and, when the value came from the environment, the variable.
+//
+// The secret (CORE_SECRET) comes from the environment only. An empty secret
+// and an empty Redis URL (the embedded backend, whose jobs do not survive a
+// restart) are valid; Warnings lists them so that main can say so loudly.
+//
+// testdata/full.yml shows every key with a comment.
+package config

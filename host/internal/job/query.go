@@ -1,0 +1,30 @@
+package job
+
+// Paging defaults and bounds of the listing endpoints.
+const (
+	DefaultPageSize = 25
+	MaxPageSize     = 1000
+)
+
+// Query selects a page of a listing.
+type Query struct {
+	// PageNumber counts from 1.
+	PageNumber int
+	PageSize   int
+	// Kind, when KindScheduled, lists the jobs waiting for their run time.
+	Kind Kind
+	// Cursor continues a listing where the previous page's NextCursor
+	// left it ("" or "0" starts from the beginning).
+	Cursor string
+	// NonDeadOnly lists only the executions that have not ended.
+	NonDeadOnly bool
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Jobs []*Stats
+	// Total is the number of jobs in the whole listing.
+	Total int64
+	// NextCursor continues the listing; "0" when it is done.
+	NextCursor string
+}

@@ -1,0 +1,120 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Request is the body of POST /api/v1/jobs.
+type Request struct {
+	Job *RequestJob `json:"job"`
+}
+
+// RequestJob is a job submission.
+type RequestJob struct {
+	Name       string     `json:"name"`
+	Parameters Parameters `json:"parameters"`
+	StatusHook string     `json:"status_hook"`
+	Metadata   *Metadata  `json:"metadata"`
+}
+
+// Metadata says how to run a submitted job.
+type Metadata struct {
+	Kind          Kind   `json:"kind"`
+	ScheduleDelay uint64 `json:"schedule_delay,omitempty"`
+	CronSpec      string `json:"cron_spec,omitempty"`
+	Unique        bool   `json:"unique"`
+}
+
+// MaxScheduleDelay bounds schedule_delay (ten years, in seconds).
+const MaxScheduleDelay = 10 * 365 * 24 * 3600
+
+// Check checks what can be checked without the job's plugin and without
+// parsing the cron spec (package period does that). Errors are
+// *BadRequestError.
+func (r *RequestJob) Check() error {
+	if r == nil {
+		return BadRequest(`the request has no "job" object: send {"job":{"name":...,"metadata":{"kind":...}}}`)
+	}
+	if r.Name == "" {
+		return BadRequest(`"job.name" is empty: name the job type to run`)
+	}
+	if r.Metadata == nil {
+		return BadRequest(`"job.metadata" is missing: it needs at least "kind" (Generic, Scheduled or Periodic)`)
+	}
+	m := r.Metadata
+	if !m.Kind.Valid() {
+		return BadRequest(fmt.Sprintf(`"job.metadata.kind" is %q: it must be Generic, Scheduled or Periodic`, string(m.Kind)))
+	}
+	switch m.Kind {
+	case KindScheduled:
+		if m.ScheduleDelay == 0 {
+			return BadRequest(`"job.metadata.schedule_delay" must be a positive number of seconds for a Scheduled job`)
+		}
+		if m.ScheduleDelay > MaxScheduleDelay {
+			return BadRequest(fmt.Sprintf(`"job.metadata.schedule_delay" is %d seconds: at most %d (ten years) is allowed`, m.ScheduleDelay, MaxScheduleDelay))
+		}
+	case Periodic:
+		if m.CronSpec == "" {
+			return BadRequest(`"job.metadata.cron_spec" is empty: a Periodic job needs a 6-field cron spec, seconds first, e.g. "0 */5 * * * *"`)
+		}
+	}
+	if r.Parameters == nil {
+		r.Parameters = Parameters{}
+	}
+	return nil
+}
+
+// ActionRequest is the body of POST /api/v1/jobs/{id}.
+type ActionRequest struct {
+	Action Action `json:"action"`
+}
+
+// Action is an operator's request on a job.
+type Action string
+
+// Actions.
+const (
+	ActionStop   Action = "stop"
+	ActionCancel Action = "cancel"
+	ActionRetry  Action = "retry"
+)
+
+// Errors shared by every layer; package api maps them to HTTP statuses.
+var (
+	// ErrNotFound: no job with that ID.
+	ErrNotFound = errors.New("job not found")
+	// ErrUnknownAction: the action is not stop, cancel or retry.
+	ErrUnknownAction = errors.New("unknown action")
+	// ErrNotPeriodic: executions were asked of a job that is not periodic.
+	ErrNotPeriodic = errors.New("job is not periodic")
+)
+
+// BadRequestError is a request the service cannot take as sent.
+type BadRequestError struct{ Reason string }
+
+func (e *BadRequestError) Error() string { return e.Reason }
+
+// BadRequest returns a *BadRequestError.
+func BadRequest(reason string) error { return &BadRequestError{Reason: reason} }
+
+// ConflictError is a unique job submitted while an identical one is queued.
+type ConflictError struct {
+	Name       string
+	ExistingID string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("a unique %s job with the same parameters is already queued: %s", e.Name, e.ExistingID)
+}
+
+// StatusMismatchError is an action that does not fit the job's status.
+type StatusMismatchError struct {
+	ID     string
+	Action Action
+	Status Status
+}
+
+func (e *StatusMismatchError) Error() string {
+	return fmt.Sprintf("cannot %s job %s: its status is %s", e.Action, e.ID, e.Status)
+}

@@ -1,0 +1,159 @@
+package joblog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Manager ties the configured job log backends together for the host: it
+// opens a job's logger on every backend, reads logs through one getter and
+// runs the sweepers on a timer.
+type Manager struct {
+	backends   []Backend
+	getter     Getter
+	sweepers   []Sweeper
+	sweepEvery time.Duration
+	log        hclog.Logger
+
+	mu     sync.Mutex // guards cancel and done
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the sweep loop has returned
+}
+
+// NewManager returns a Manager over backends. getter serves Get and may be
+// nil (Get then always reports ErrNotFound). sweepers run every sweepEvery
+// once Start is called. log receives the manager's own messages; nil
+// discards them.
+func NewManager(backends []Backend, getter Getter, sweepers []Sweeper, sweepEvery time.Duration, log hclog.Logger) *Manager {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Manager{
+		backends:   append([]Backend(nil), backends...),
+		getter:     getter,
+		sweepers:   append([]Sweeper(nil), sweepers...),
+		sweepEvery: sweepEvery,
+		log:        log,
+	}
+}
+
+// Open returns a Logger that sends each entry to the job's logger on every
+// backend. A backend that fails to open is logged and left out; Open fails
+// only if every backend fails (or the ID is invalid). With no backend at
+// all, the Logger discards everything.
+func (m *Manager) Open(jobID string) (Logger, error) {
+	if !ValidID(jobID) {
+		return nil, badID(jobID)
+	}
+	if len(m.backends) == 0 {
+		return nopLogger{}, nil
+	}
+	loggers := make([]Logger, 0, len(m.backends))
+	var errs []error
+	for _, b := range m.backends {
+		l, err := b.Open(jobID)
+		if err != nil {
+			m.log.Error("cannot open job log backend", "backend", b.Name(), "job_id", jobID, "error", err)
+			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			continue
+		}
+		loggers = append(loggers, l)
+	}
+	if len(loggers) == 0 {
+		return nil, fmt.Errorf("joblog: open log of %s: every backend failed: %w", jobID, errors.Join(errs...))
+	}
+	return &multiLogger{loggers: loggers}, nil
+}
+
+// Get returns at most the last limit bytes of the job's log from the
+// getter. It fails with ErrBadID for an invalid ID and with ErrNotFound
+// when there is no getter or no stored log.
+func (m *Manager) Get(ctx context.Context, jobID string, limit int64) ([]byte, error) {
+	if !ValidID(jobID) {
+		return nil, badID(jobID)
+	}
+	if m.getter == nil {
+		return nil, notFound(jobID)
+	}
+	return m.getter.Get(ctx, jobID, limit)
+}
+
+// Start runs every sweeper once at once and then every sweepEvery, in a
+// goroutine of its own, until ctx is done or Stop is called. It returns at
+// once. Calling it while the sweep loop runs does nothing; with no sweeper
+// it starts nothing. It fails if there are sweepers but sweepEvery is not
+// positive.
+func (m *Manager) Start(ctx context.Context) error {
+	if len(m.sweepers) == 0 {
+		return nil
+	}
+	if m.sweepEvery <= 0 {
+		return fmt.Errorf("joblog: sweep interval %v is not positive", m.sweepEvery)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done != nil {
+		select {
+		case <-m.done: // the last loop ended with its context: start anew
+			m.cancel()
+		default:
+			return nil
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	m.cancel, m.done = cancel, done
+	go func() {
+		defer close(done)
+		m.sweepLoop(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the sweep loop and waits for it to return. It is safe to call
+// more than once, and without Start.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	cancel, done := m.cancel, m.done
+	m.cancel, m.done = nil, nil
+	m.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+func (m *Manager) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(m.sweepEvery)
+	defer t.Stop()
+	for {
+		m.sweepOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Manager) sweepOnce(ctx context.Context) {
+	for _, s := range m.sweepers {
+		if ctx.Err() != nil {
+			return
+		}
+		n, err := s.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.log.Error("job log sweep failed", "removed", n, "error", err)
+			continue
+		}
+		if n > 0 {
+			m.log.Info("job logs swept", "removed", n)
+		}
+	}
+}

@@ -1,0 +1,373 @@
+package redisx
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Scheme is how a Target is reached.
+type Scheme string
+
+// Schemes accepted by ParseURL. Harbor's legacy "host:port,weight,password,db"
+// form parses to SchemeRedis.
+const (
+	SchemeRedis    Scheme = "redis"          // TCP
+	SchemeTLS      Scheme = "rediss"         // TCP with TLS
+	SchemeUnix     Scheme = "unix"           // unix socket
+	SchemeSentinel Scheme = "redis+sentinel" // primary found through Sentinel
+)
+
+const (
+	defaultPort         = "6379"
+	defaultSentinelPort = "26379"
+	redacted            = "xxxxx"
+)
+
+// Target is a parsed Redis URL.
+type Target struct {
+	Scheme Scheme
+	// Addrs holds one host:port for redis and rediss, the socket path for
+	// unix, and the sentinels, in the order to ask them, for redis+sentinel.
+	Addrs []string
+	// MasterName is the name the sentinels know the primary by.
+	MasterName string
+	// Username and Password authenticate to the data node (the primary, with
+	// Sentinel). An empty Username sends AUTH <password> only.
+	Username string
+	Password string
+	// SentinelPassword authenticates to the sentinels (query parameter
+	// sentinel_password); empty means they need no AUTH.
+	SentinelPassword string
+	// DB is the database number selected on each connection.
+	DB int
+	// SkipVerify disables TLS certificate verification (rediss, query
+	// parameter skip_verify=true). For test certificates only.
+	SkipVerify bool
+	// Legacy is set for Harbor's "host:port,weight,password,db" form.
+	Legacy bool
+}
+
+// ParseURL parses a Redis URL:
+//
+//	redis://[[user]:password@]host[:port][/db]
+//	rediss://[[user]:password@]host[:port][/db][?skip_verify=true]
+//	unix://[[user]:password@]/path/to/socket[?db=N]
+//	redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]...]/mastername[/db][?sentinel_password=...]
+//	host:port[,weight[,password[,db]]]   (Harbor's legacy form; weight is ignored)
+//
+// The port defaults to 6379, or 26379 for sentinels. User and password are
+// percent-decoded; characters that would end the user info early need no
+// escaping, since the user info runs up to the last '@'. A lone user name
+// ("redis://secret@host") is a password, as for redis-cli, and the user name
+// "anonymous" (which Harbor writes in its URLs) is dropped, so that AUTH
+// carries the password alone. Errors name the URL with the passwords redacted.
+func ParseURL(raw string) (*Target, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, fmt.Errorf("redisx: empty Redis URL")
+	}
+	var (
+		t   *Target
+		err error
+	)
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		t, err = parseURL(Scheme(strings.ToLower(scheme)), rest)
+	} else {
+		t, err = parseLegacy(raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisx: Redis URL %q: %w", redactRaw(raw), err)
+	}
+	return t, nil
+}
+
+func parseURL(scheme Scheme, rest string) (*Target, error) {
+	t := &Target{Scheme: scheme}
+	switch scheme {
+	case SchemeRedis, SchemeTLS, SchemeUnix, SchemeSentinel:
+	default:
+		return nil, fmt.Errorf("unknown scheme %q (want redis, rediss, unix or redis+sentinel)", scheme)
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		if err := t.parseUserinfo(rest[:i]); err != nil {
+			return nil, err
+		}
+		rest = rest[i+1:]
+	}
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		return nil, fmt.Errorf("unexpected fragment %q (percent-encode '#' as %%23)", rest[i:])
+	}
+	rest, rawQuery, _ := strings.Cut(rest, "?")
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
+	host, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, path = rest[:i], rest[i:]
+	}
+
+	switch scheme {
+	case SchemeRedis, SchemeTLS:
+		addr, err := hostPort(host, defaultPort)
+		if err != nil {
+			return nil, err
+		}
+		t.Addrs = []string{addr}
+		if t.DB, err = parseDB(strings.TrimPrefix(path, "/")); err != nil {
+			return nil, err
+		}
+		allowed := []string{}
+		if scheme == SchemeTLS {
+			allowed = append(allowed, "skip_verify")
+		}
+		if err := t.parseQuery(query, allowed...); err != nil {
+			return nil, err
+		}
+	case SchemeUnix:
+		if host != "" && host != "localhost" {
+			return nil, fmt.Errorf("unexpected host %q (want unix:///absolute/path)", host)
+		}
+		if path == "" || path == "/" {
+			return nil, fmt.Errorf("missing socket path (want unix:///absolute/path)")
+		}
+		p, err := url.PathUnescape(path)
+		if err != nil {
+			return nil, fmt.Errorf("socket path: %w", err)
+		}
+		t.Addrs = []string{p}
+		if err := t.parseQuery(query, "db"); err != nil {
+			return nil, err
+		}
+	case SchemeSentinel:
+		if host == "" {
+			return nil, fmt.Errorf("missing sentinel addresses")
+		}
+		for h := range strings.SplitSeq(host, ",") {
+			addr, err := hostPort(h, defaultSentinelPort)
+			if err != nil {
+				return nil, fmt.Errorf("sentinel %w", err)
+			}
+			t.Addrs = append(t.Addrs, addr)
+		}
+		name, db, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		if name == "" {
+			return nil, fmt.Errorf("missing master name (want redis+sentinel://host:port/mastername[/db])")
+		}
+		if t.MasterName, err = url.PathUnescape(name); err != nil {
+			return nil, fmt.Errorf("master name: %w", err)
+		}
+		if strings.ContainsAny(t.MasterName, " \t\r\n") {
+			return nil, fmt.Errorf("master name %q contains white space", t.MasterName)
+		}
+		if t.DB, err = parseDB(db); err != nil {
+			return nil, err
+		}
+		if err := t.parseQuery(query, "sentinel_password"); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Target) parseUserinfo(userinfo string) error {
+	user, pass, hasPass := strings.Cut(userinfo, ":")
+	var err error
+	if user, err = unescape(user); err != nil {
+		return fmt.Errorf("user name: %w", err)
+	}
+	if pass, err = unescape(pass); err != nil {
+		return fmt.Errorf("password: %w", err)
+	}
+	switch {
+	case !hasPass:
+		t.Password = user // redis-cli: a lone user info is the password
+	case user == "anonymous":
+		t.Password = pass // Harbor's placeholder user name
+	default:
+		t.Username, t.Password = user, pass
+	}
+	return nil
+}
+
+// unescape percent-decodes s, taking it literally if it is not valid
+// percent-encoding (a password such as "50%off").
+func unescape(s string) (string, error) {
+	if v, err := url.PathUnescape(s); err == nil {
+		return v, nil
+	}
+	return s, nil
+}
+
+func (t *Target) parseQuery(q url.Values, allowed ...string) error {
+	for key, vals := range q {
+		if !slices.Contains(allowed, key) {
+			if len(allowed) == 0 {
+				return fmt.Errorf("unknown query parameter %q (%s URLs take none)", key, t.Scheme)
+			}
+			return fmt.Errorf("unknown query parameter %q (%s URLs take %s)", key, t.Scheme, strings.Join(allowed, ", "))
+		}
+		if len(vals) != 1 {
+			return fmt.Errorf("query parameter %q given %d times", key, len(vals))
+		}
+		v := vals[0]
+		switch key {
+		case "skip_verify":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("skip_verify=%q is not a boolean", v)
+			}
+			t.SkipVerify = b
+		case "db":
+			db, err := parseDB(v)
+			if err != nil {
+				return err
+			}
+			t.DB = db
+		case "sentinel_password":
+			t.SentinelPassword = v
+		}
+	}
+	return nil
+}
+
+func hostPort(s, defPort string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("missing host")
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: "host" or "[::1]".
+		if strings.Contains(strings.Trim(s, "[]"), ":") && !strings.HasPrefix(s, "[") {
+			return "", fmt.Errorf("address %q: %v", s, err)
+		}
+		host, port = strings.Trim(s, "[]"), defPort
+	}
+	if host == "" {
+		return "", fmt.Errorf("address %q: missing host", s)
+	}
+	if strings.ContainsAny(host, " /\\") {
+		return "", fmt.Errorf("address %q: bad host", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("address %q: port %q is not a number from 1 to 65535", s, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func parseDB(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	db, err := strconv.Atoi(s)
+	if err != nil || db < 0 {
+		return 0, fmt.Errorf("database %q is not a number >= 0", s)
+	}
+	return db, nil
+}
+
+// parseLegacy parses Harbor's "host:port[,weight[,password[,db]]]". A
+// password holding commas is kept whole: the last field is the database when
+// there are more than four.
+func parseLegacy(raw string) (*Target, error) {
+	parts := strings.Split(raw, ",")
+	t := &Target{Scheme: SchemeRedis, Legacy: true}
+	addr, err := hostPort(parts[0], defaultPort)
+	if err != nil {
+		return nil, err
+	}
+	t.Addrs = []string{addr}
+	// parts[1] is a weight, ignored.
+	switch {
+	case len(parts) == 3:
+		t.Password = parts[2]
+	case len(parts) >= 4:
+		t.Password = strings.Join(parts[2:len(parts)-1], ",")
+		if t.DB, err = parseDB(parts[len(parts)-1]); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// String returns the target as a canonical URL with passwords redacted.
+func (t *Target) String() string {
+	var b strings.Builder
+	b.WriteString(string(t.Scheme))
+	b.WriteString("://")
+	if t.Username != "" || t.Password != "" {
+		b.WriteString(url.PathEscape(t.Username))
+		if t.Password != "" {
+			b.WriteString(":" + redacted)
+		}
+		b.WriteString("@")
+	}
+	var q []string
+	switch t.Scheme {
+	case SchemeUnix:
+		b.WriteString(t.Addrs[0])
+		if t.DB != 0 {
+			q = append(q, "db="+strconv.Itoa(t.DB))
+		}
+	case SchemeSentinel:
+		b.WriteString(strings.Join(t.Addrs, ","))
+		b.WriteString("/" + url.PathEscape(t.MasterName))
+		if t.DB != 0 {
+			b.WriteString("/" + strconv.Itoa(t.DB))
+		}
+		if t.SentinelPassword != "" {
+			q = append(q, "sentinel_password="+redacted)
+		}
+	default:
+		b.WriteString(t.Addrs[0])
+		b.WriteString("/" + strconv.Itoa(t.DB))
+		if t.SkipVerify {
+			q = append(q, "skip_verify=true")
+		}
+	}
+	if len(q) > 0 {
+		b.WriteString("?" + strings.Join(q, "&"))
+	}
+	return b.String()
+}
+
+// redactRaw hides the passwords of a URL that may not parse, using the same
+// splitting rules as ParseURL.
+func redactRaw(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		parts := strings.Split(raw, ",")
+		if len(parts) >= 3 {
+			end := len(parts)
+			if end >= 4 {
+				end--
+			}
+			parts = append(append(parts[:2:2], redacted), parts[end:]...)
+		}
+		return strings.Join(parts, ",")
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		user, _, hasPass := strings.Cut(rest[:i], ":")
+		if hasPass {
+			rest = user + ":" + redacted + rest[i:]
+		} else {
+			rest = redacted + rest[i:]
+		}
+	}
+	if i := strings.Index(rest, "sentinel_password="); i >= 0 {
+		end := strings.IndexByte(rest[i:], '&')
+		tail := ""
+		if end >= 0 {
+			tail = rest[i+end:]
+		}
+		rest = rest[:i] + "sentinel_password=" + redacted + tail
+	}
+	return scheme + "://" + rest
+}

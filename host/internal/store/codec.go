@@ -1,0 +1,162 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/berth-dev/berth/host/internal/job"
+)
+
+// Fields of the stats hash. Harbor's names are kept so that tools reading
+// Harbor's hashes can read Berth's.
+const (
+	fID          = "id"
+	fName        = "name"
+	fKind        = "kind"
+	fUnique      = "unique"
+	fStatus      = "status"
+	fRefLink     = "ref_link"
+	fEnqueueTime = "enqueue_time"
+	fUpdateTime  = "update_time"
+	fRunAt       = "run_at"
+	fCronSpec    = "cron_spec"
+	fHook        = "web_hook_url"
+	fPolicyNum   = "numeric_policy_id"
+	fCheckIn     = "check_in"
+	fCheckInAt   = "check_in_at"
+	fDieAt       = "die_at"
+	fUpstream    = "upstream_job_id"
+	fParameters  = "parameters"
+	fRevision    = "revision"
+	fAck         = "ack"
+	// Berth's own fields.
+	fOPCommand = "op_command" // stop or cancel, asked of a running job
+	fRetryAt   = "retry_at"   // unix time a failed attempt is retried at
+)
+
+// statsArgs flattens the fields of s that are set into HSET arguments.
+func statsArgs(s *job.Stats) ([]any, error) {
+	args := []any{
+		fID, s.ID, fName, s.Name, fKind, string(s.Kind), fUnique, boolString(s.Unique),
+		fStatus, string(s.Status), fRefLink, s.RefLink,
+		fEnqueueTime, s.EnqueueTime, fUpdateTime, s.UpdateTime, fRevision, s.Revision,
+	}
+	add := func(k string, v any, set bool) {
+		if set {
+			args = append(args, k, v)
+		}
+	}
+	add(fRunAt, s.RunAt, s.RunAt != 0)
+	add(fCronSpec, s.CronSpec, s.CronSpec != "")
+	add(fHook, s.WebHookURL, s.WebHookURL != "")
+	add(fPolicyNum, s.NumericPolicyID, s.NumericPolicyID != 0)
+	add(fCheckIn, s.CheckIn, s.CheckIn != "")
+	add(fCheckInAt, s.CheckInAt, s.CheckInAt != 0)
+	add(fDieAt, s.DieAt, s.DieAt != 0)
+	add(fUpstream, s.UpstreamJobID, s.UpstreamJobID != "")
+	if len(s.Parameters) > 0 {
+		raw, err := json.Marshal(s.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("store: parameters of %s are not JSON: %w", s.ID, err)
+		}
+		args = append(args, fParameters, string(raw))
+	}
+	return args, nil
+}
+
+func boolString(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// record is a stats hash as read from Redis, plus Berth's own fields.
+type record struct {
+	stats     *job.Stats
+	opCommand job.Action
+	retryAt   int64
+}
+
+// parseRecord decodes a flattened HGETALL answer.
+func parseRecord(flat []string) (*record, error) {
+	if len(flat)%2 != 0 {
+		return nil, fmt.Errorf("store: odd stats hash reply (%d items)", len(flat))
+	}
+	m := make(map[string]string, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		m[flat[i]] = flat[i+1]
+	}
+	return parseMap(m)
+}
+
+func parseMap(m map[string]string) (*record, error) {
+	s := &job.Stats{
+		ID: m[fID], Name: m[fName], Kind: job.Kind(m[fKind]), Status: job.Status(m[fStatus]),
+		RefLink: m[fRefLink], CronSpec: m[fCronSpec], WebHookURL: m[fHook], CheckIn: m[fCheckIn],
+		UpstreamJobID: m[fUpstream],
+	}
+	if s.ID == "" {
+		return nil, fmt.Errorf("store: stats hash has no %q field", fID)
+	}
+	var err error
+	num := func(k string) int64 {
+		v, ok := m[k]
+		if !ok || v == "" || err != nil {
+			return 0
+		}
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil {
+			err = fmt.Errorf("store: stats of %s: field %s is %q, not an integer", s.ID, k, v)
+		}
+		return n
+	}
+	s.EnqueueTime, s.UpdateTime, s.RunAt = num(fEnqueueTime), num(fUpdateTime), num(fRunAt)
+	s.CheckInAt, s.DieAt, s.NumericPolicyID = num(fCheckInAt), num(fDieAt), num(fPolicyNum)
+	s.Revision = num(fRevision)
+	r := &record{stats: s, opCommand: job.Action(m[fOPCommand]), retryAt: num(fRetryAt)}
+	if err != nil {
+		return nil, err
+	}
+	if v := m[fUnique]; v != "" {
+		if s.Unique, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("store: stats of %s: field unique is %q", s.ID, v)
+		}
+	}
+	if v := m[fParameters]; v != "" {
+		if err := json.Unmarshal([]byte(v), &s.Parameters); err != nil {
+			return nil, fmt.Errorf("store: stats of %s: parameters are not JSON: %w", s.ID, err)
+		}
+	}
+	if v := m[fAck]; v != "" {
+		s.Ack = &job.Ack{}
+		if err := json.Unmarshal([]byte(v), s.Ack); err != nil {
+			return nil, fmt.Errorf("store: stats of %s: ack is not JSON: %w", s.ID, err)
+		}
+	}
+	return r, nil
+}
+
+// workJob is a job entry in gocraft/work's JSON format.
+type workJob struct {
+	Name       string         `json:"name"`
+	ID         string         `json:"id"`
+	EnqueuedAt int64          `json:"t"`
+	Args       map[string]any `json:"args"`
+	Unique     bool           `json:"unique,omitempty"`
+}
+
+// entry returns the bytes of a job's entry in its queue. The same stats
+// always give the same bytes, so that a pending entry can be found again.
+func entry(s *job.Stats) ([]byte, error) {
+	args := map[string]any(s.Parameters)
+	if args == nil {
+		args = map[string]any{}
+	}
+	raw, err := json.Marshal(workJob{Name: s.Name, ID: s.ID, EnqueuedAt: s.EnqueueTime, Args: args, Unique: s.Unique})
+	if err != nil {
+		return nil, fmt.Errorf("store: queue entry of %s: %w", s.ID, err)
+	}
+	return raw, nil
+}

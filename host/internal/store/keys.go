@@ -1,0 +1,77 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Keys builds every Redis key and channel of one namespace. Nothing else
+// in Berth spells a key.
+type Keys struct {
+	// prefix is "{<namespace>}:"; the braces make the namespace a Redis
+	// Cluster hash tag, so that one script may touch all of a namespace's
+	// keys.
+	prefix string
+}
+
+// NewKeys returns the keys of namespace (given without braces).
+func NewKeys(namespace string) Keys { return Keys{prefix: "{" + namespace + "}:"} }
+
+// WorkNamespace is the namespace to give gocraft/work ("{<namespace>}";
+// gocraft/work appends the ":").
+func (k Keys) WorkNamespace() string { return k.prefix[:len(k.prefix)-1] }
+
+// Stats is the hash of a job's stats (Harbor's spelling).
+func (k Keys) Stats(id string) string { return k.prefix + "job_stats:" + id }
+
+// StatsPattern matches every stats hash, for SCAN.
+func (k Keys) StatsPattern() string { return k.prefix + "job_stats:*" }
+
+// StatsID returns the job ID of a stats key.
+func (k Keys) StatsID(key string) string { return key[len(k.prefix)+len("job_stats:"):] }
+
+// Executions is the sorted set of a periodic policy's executions.
+func (k Keys) Executions(policyID string) string { return k.prefix + "executions:" + policyID }
+
+// Signals is the pub/sub channel of stop and cancel requests.
+func (k Keys) Signals() string { return k.prefix + "berth:signals" }
+
+// gocraft/work's keys, spelled as gocraft/work v0.5.1 spells them.
+
+// Jobs is the queue (list) of a job name.
+func (k Keys) Jobs(name string) string { return k.prefix + "jobs:" + name }
+
+// Paused marks the queue of a job name paused (gocraft/work and Harbor's
+// dashboard).
+func (k Keys) Paused(name string) string { return k.Jobs(name) + ":paused" }
+
+// KnownJobs is the set of job names.
+func (k Keys) KnownJobs() string { return k.prefix + "known_jobs" }
+
+// Scheduled is the sorted set of jobs waiting for their run time.
+func (k Keys) Scheduled() string { return k.prefix + "scheduled" }
+
+// Retry is the sorted set of failed jobs waiting to be retried.
+func (k Keys) Retry() string { return k.prefix + "retry" }
+
+// WorkerPools is the set of worker pool IDs.
+func (k Keys) WorkerPools() string { return k.prefix + "worker_pools" }
+
+// Heartbeat is the hash of a worker pool's heartbeat.
+func (k Keys) Heartbeat(poolID string) string { return k.prefix + "worker_pools:" + poolID }
+
+// Unique is the key that holds a queued unique job's ID. gocraft/work's
+// worker deletes it when it takes the job, so it must be spelled exactly as
+// gocraft/work spells it: the JSON of the arguments as encoding/json's
+// Encoder writes it, newline included.
+func (k Keys) Unique(name string, args map[string]any) (string, error) {
+	var b bytes.Buffer
+	b.WriteString(k.prefix + "unique:" + name + ":")
+	if args != nil {
+		if err := json.NewEncoder(&b).Encode(args); err != nil {
+			return "", fmt.Errorf("store: unique key of %s: %w", name, err)
+		}
+	}
+	return b.String(), nil
+}

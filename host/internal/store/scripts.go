@@ -1,0 +1,177 @@
+package store
+
+import "github.com/gomodule/redigo/redis"
+
+// luaRule is job.CanMove in Lua; TestRuleAgreesWithCanMove keeps them equal.
+const luaRule = `
+local CODE = {Pending=0, Scheduled=1, Running=2, Stopped=3, Error=3, Success=3}
+local function can_move(from, from_rev, to, to_rev)
+  local tc = CODE[to]
+  if tc == nil then return false end
+  if to_rev > from_rev then return true end
+  if to_rev < from_rev then return false end
+  local fc = CODE[from]
+  if fc == nil then fc = -1 end
+  return tc > fc
+end
+local function reply(tag, key)
+  local out = redis.call('hgetall', key)
+  table.insert(out, 1, tag)
+  return out
+end
+local function push(mode, key, entry, score, known, name)
+  if mode == 'list' then
+    redis.call('lpush', key, entry)
+  elseif mode == 'zset' then
+    redis.call('zadd', key, score, entry)
+  end
+  if mode ~= 'none' then redis.call('sadd', known, name) end
+end
+local function set_ttl(key, ttl)
+  if ttl > 0 then redis.call('expire', key, ttl) else redis.call('persist', key) end
+end
+-- zrem_job removes the entry of job id from a gocraft/work sorted set,
+-- looking only at scores in [lo, hi].
+local function zrem_job(key, lo, hi, id)
+  local found = 0
+  for _, m in ipairs(redis.call('zrangebyscore', key, lo, hi)) do
+    local ok, j = pcall(cjson.decode, m)
+    if ok and j['id'] == id then
+      redis.call('zrem', key, m)
+      found = found + 1
+    end
+  end
+  return found
+end
+`
+
+// scriptCreate writes a new job's stats and queues its entry, refusing a
+// duplicate unique job.
+//
+// KEYS: stats, queue (list or zset), known_jobs, [unique]
+// ARGV: mode (list|zset|none), entry, score, name, id, field, value, ...
+var scriptCreate = redis.NewScript(-1, luaRule+`
+if redis.call('exists', KEYS[1]) == 1 then return {'exists'} end
+if #KEYS >= 4 then
+  if not redis.call('set', KEYS[4], ARGV[5], 'NX', 'EX', 86400) then
+    return {'dup', redis.call('get', KEYS[4]) or ''}
+  end
+end
+redis.call('hset', KEYS[1], unpack(ARGV, 6))
+push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4])
+return {'ok'}
+`)
+
+// scriptStart moves a job a worker took to Running: in its revision when
+// it was Pending or Scheduled, in a new revision when it was Running (its
+// host died) or waiting for a retry. A job asked to stop whose host died
+// ends Stopped instead.
+//
+// KEYS: stats
+// ARGV: now, stopped ttl
+var scriptStart = redis.NewScript(1, luaRule+`
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'op_command', 'retry_at')
+local status = cur[1]
+if not status then return {'missing'} end
+local rev = tonumber(cur[2]) or 0
+local now = tonumber(ARGV[1])
+local to_rev = rev
+if status == 'Running' and cur[3] and cur[3] ~= '' then
+  redis.call('hset', KEYS[1], 'status', 'Stopped', 'update_time', now)
+  redis.call('hdel', KEYS[1], 'retry_at')
+  set_ttl(KEYS[1], tonumber(ARGV[2]))
+  return reply('stopped', KEYS[1])
+end
+if status == 'Running' or (status == 'Error' and (tonumber(cur[4]) or 0) > 0) then
+  to_rev = math.max(now, rev + 1)
+end
+if not can_move(status, rev, 'Running', to_rev) then return {'refused', status} end
+redis.call('hset', KEYS[1], 'status', 'Running', 'revision', to_rev, 'update_time', now)
+redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
+redis.call('persist', KEYS[1])
+return reply('ok', KEYS[1])
+`)
+
+// scriptMove changes a job's status by job.CanMove's rule, sets or deletes
+// fields (an empty value deletes), sets the TTL, and may queue the job
+// again.
+//
+// KEYS: stats, [queue, known_jobs]
+// ARGV: to, revision ("same", "next" or a number), now, ttl, push mode,
+//       entry, score, name, field, value, ...
+var scriptMove = redis.NewScript(-1, luaRule+`
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision')
+if not cur[1] then return {'missing'} end
+local rev = tonumber(cur[2]) or 0
+local to, now = ARGV[1], tonumber(ARGV[3])
+local to_rev
+if ARGV[2] == 'same' then to_rev = rev
+elseif ARGV[2] == 'next' then to_rev = math.max(now, rev + 1)
+else to_rev = tonumber(ARGV[2]) end
+if cur[1] == to and to_rev == rev then return reply('same', KEYS[1]) end
+if not can_move(cur[1], rev, to, to_rev) then return {'refused', cur[1], tostring(rev)} end
+redis.call('hset', KEYS[1], 'status', to, 'revision', to_rev, 'update_time', now)
+for i = 9, #ARGV, 2 do
+  if ARGV[i+1] == '' then redis.call('hdel', KEYS[1], ARGV[i])
+  else redis.call('hset', KEYS[1], ARGV[i], ARGV[i+1]) end
+end
+set_ttl(KEYS[1], tonumber(ARGV[4]))
+if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8]) end
+return reply('ok', KEYS[1])
+`)
+
+// scriptCheckin records a running job's check-in. check_in_at strictly
+// increases per job, so it may run ahead of the clock by a second per
+// extra check-in within one second.
+//
+// KEYS: stats
+// ARGV: message, now, revision
+var scriptCheckin = redis.NewScript(1, luaRule+`
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'check_in_at')
+if not cur[1] then return {'missing'} end
+if cur[1] ~= 'Running' or tonumber(cur[2]) ~= tonumber(ARGV[3]) then return {'refused', cur[1]} end
+local now = tonumber(ARGV[2])
+local at = math.max(now, (tonumber(cur[3]) or 0) + 1)
+redis.call('hset', KEYS[1], 'check_in', ARGV[1], 'check_in_at', at, 'update_time', now)
+return reply('ok', KEYS[1])
+`)
+
+// scriptStop stops or cancels a job. A queued job (pending, scheduled or
+// waiting for a retry) leaves its queue and ends Stopped here; a running
+// job is marked and signalled on the signals channel, and its runner ends
+// it. A final job is left alone.
+//
+// KEYS: stats, queue, scheduled, retry, unique (the stats key again when
+//       the job is not unique)
+// ARGV: op, now, stopped ttl, pending entry, signals channel
+var scriptStop = redis.NewScript(5, luaRule+`
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'run_at', 'op_command', 'id')
+local status = cur[1]
+if not status then return {'missing'} end
+local rev = tonumber(cur[2]) or 0
+local retry_at = tonumber(cur[3]) or 0
+local run_at = tonumber(cur[4]) or 0
+local now = tonumber(ARGV[2])
+local id = cur[6]
+if status == 'Running' then
+  if not cur[5] or cur[5] == '' then redis.call('hset', KEYS[1], 'op_command', ARGV[1]) end
+  redis.call('publish', ARGV[5], ARGV[1] .. ' ' .. id)
+  return {'signalled', status}
+end
+local to_rev = rev
+if status == 'Pending' then
+  redis.call('lrem', KEYS[2], 1, ARGV[4])
+elseif status == 'Scheduled' then
+  zrem_job(KEYS[3], run_at, run_at, id)
+elseif status == 'Error' and retry_at > 0 then
+  zrem_job(KEYS[4], retry_at - 5, retry_at + 5, id)
+  to_rev = math.max(now, rev + 1)
+else
+  return {'final', status}
+end
+redis.call('hset', KEYS[1], 'status', 'Stopped', 'revision', to_rev, 'update_time', now, 'op_command', ARGV[1])
+redis.call('hdel', KEYS[1], 'retry_at')
+set_ttl(KEYS[1], tonumber(ARGV[3]))
+if KEYS[5] ~= KEYS[1] and redis.call('get', KEYS[5]) == id then redis.call('del', KEYS[5]) end
+return reply('stopped', KEYS[1])
+`)

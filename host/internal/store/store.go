@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/job"
+)
+
+// TTLs of final stats.
+type TTLs struct {
+	Success, Stopped, Error time.Duration
+}
+
+// Store reads and changes jobs in Redis.
+type Store struct {
+	pool *redis.Pool
+	keys Keys
+	ttl  TTLs
+	now  func() time.Time
+}
+
+// Options configure a Store.
+type Options struct {
+	// Namespace, without braces.
+	Namespace string
+	TTL       TTLs
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// New returns a Store on pool.
+func New(pool *redis.Pool, opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.TTL.Success <= 0 {
+		opts.TTL.Success = 24 * time.Hour
+	}
+	if opts.TTL.Stopped <= 0 {
+		opts.TTL.Stopped = 24 * time.Hour
+	}
+	if opts.TTL.Error <= 0 {
+		opts.TTL.Error = 7 * 24 * time.Hour
+	}
+	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now}
+}
+
+// Keys returns the keys of the store's namespace.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Pool returns the Redis pool.
+func (s *Store) Pool() *redis.Pool { return s.pool }
+
+// Now is the store's clock in unix seconds.
+func (s *Store) Now() int64 { return s.now().Unix() }
+
+// ttlOf is the TTL in seconds of a job in status st (0: none).
+func (s *Store) ttlOf(st job.Status) int64 {
+	switch st {
+	case job.Success:
+		return int64(s.ttl.Success / time.Second)
+	case job.Stopped:
+		return int64(s.ttl.Stopped / time.Second)
+	case job.Error:
+		return int64(s.ttl.Error / time.Second)
+	}
+	return 0
+}
+
+func (s *Store) run(ctx context.Context, script *redis.Script, keysAndArgs ...any) ([]string, error) {
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return redis.Strings(script.DoContext(ctx, conn, keysAndArgs...))
+}
+
+// Create stores the stats of a new job and makes it visible to workers in
+// the same step: a Generic job is queued, a Scheduled one waits for RunAt,
+// a Periodic policy is not queued. A unique job that duplicates one still
+// queued is refused with *job.ConflictError.
+func (s *Store) Create(ctx context.Context, st *job.Stats) error {
+	fields, err := statsArgs(st)
+	if err != nil {
+		return err
+	}
+	mode, target := "none", s.keys.Jobs(st.Name)
+	switch {
+	case st.Kind == job.Periodic:
+	case st.Status == job.Scheduled:
+		mode, target = "zset", s.keys.Scheduled()
+	default:
+		mode = "list"
+	}
+	var ent []byte
+	if mode != "none" {
+		if ent, err = entry(st); err != nil {
+			return err
+		}
+	}
+	keys := []any{s.keys.Stats(st.ID), target, s.keys.KnownJobs()}
+	if st.Unique && mode != "none" {
+		uk, err := s.keys.Unique(st.Name, nonNil(st.Parameters))
+		if err != nil {
+			return err
+		}
+		keys = append(keys, uk)
+	}
+	args := append([]any{len(keys)}, keys...)
+	args = append(args, mode, ent, st.RunAt, st.Name, st.ID)
+	args = append(args, fields...)
+	res, err := s.run(ctx, scriptCreate, args...)
+	if err != nil {
+		return fmt.Errorf("store: create job %s: %w", st.ID, err)
+	}
+	switch res[0] {
+	case "ok":
+		return nil
+	case "dup":
+		return &job.ConflictError{Name: st.Name, ExistingID: res[1]}
+	case "exists":
+		return fmt.Errorf("store: create job %s: a job with this ID exists", st.ID)
+	}
+	return fmt.Errorf("store: create job %s: unexpected reply %q", st.ID, res)
+}
+
+func nonNil(p job.Parameters) map[string]any {
+	if p == nil {
+		return map[string]any{}
+	}
+	return p
+}
+
+// Get returns a job's stats, or job.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*job.Stats, error) {
+	r, err := s.getRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.stats, nil
+}
+
+func (s *Store) getRecord(ctx context.Context, id string) (*record, error) {
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: get job %s: %w", id, err)
+	}
+	defer conn.Close()
+	m, err := redis.StringMap(redis.DoContext(conn, ctx, "HGETALL", s.keys.Stats(id)))
+	if err != nil {
+		return nil, fmt.Errorf("store: get job %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%w: %s", job.ErrNotFound, id)
+	}
+	return parseMap(m)
+}
+
+// Outcome is what a status change did.
+type Outcome int
+
+// Outcomes.
+const (
+	// Moved: the status changed.
+	Moved Outcome = iota
+	// Same: the job already had that status; nothing changed.
+	Same
+	// Refused: the rule forbids the change; Stats is nil, Current holds
+	// the status found.
+	Refused
+	// Missing: there are no stats (never created, or expired).
+	Missing
+	// StoppedOnStart: a job whose stop was asked while its host died ended
+	// Stopped instead of starting.
+	StoppedOnStart
+)
+
+// Result of a status change.
+type Result struct {
+	Outcome Outcome
+	// Stats after the change (nil when Refused or Missing).
+	Stats *job.Stats
+	// Current is the status found when Refused.
+	Current job.Status
+	// OP is the operator's request recorded on the job (stop or cancel).
+	OP job.Action
+}
+
+func (s *Store) result(op string, id string, res []string) (Result, error) {
+	switch res[0] {
+	case "missing":
+		return Result{Outcome: Missing}, nil
+	case "refused":
+		r := Result{Outcome: Refused}
+		if len(res) > 1 {
+			r.Current = job.Status(res[1])
+		}
+		return r, nil
+	}
+	rec, err := parseRecord(res[1:])
+	if err != nil {
+		return Result{}, fmt.Errorf("store: %s job %s: %w", op, id, err)
+	}
+	r := Result{Stats: rec.stats, OP: rec.opCommand}
+	switch res[0] {
+	case "ok":
+		r.Outcome = Moved
+	case "same":
+		r.Outcome = Same
+	case "stopped":
+		r.Outcome = StoppedOnStart
+	default:
+		return Result{}, fmt.Errorf("store: %s job %s: unexpected reply %q", op, id, res[0])
+	}
+	return r, nil
+}
+
+// Start moves a job that a worker took to Running (see scriptStart).
+func (s *Store) Start(ctx context.Context, id string) (Result, error) {
+	res, err := s.run(ctx, scriptStart, s.keys.Stats(id), s.Now(), s.ttlOf(job.Stopped))
+	if err != nil {
+		return Result{}, fmt.Errorf("store: start job %s: %w", id, err)
+	}
+	return s.result("start", id, res)
+}
+
+// Fields are fields to set (or, with an empty value, delete) along with a
+// status change.
+type Fields map[string]string
+
+// Field names callers may set.
+const (
+	FieldRetryAt = fRetryAt
+	FieldDieAt   = fDieAt
+)
+
+// Move changes job id of revision rev to status to, by job.CanMove's rule,
+// and applies the status's TTL.
+func (s *Store) Move(ctx context.Context, id string, rev int64, to job.Status, fields Fields) (Result, error) {
+	return s.move(ctx, id, strconv.FormatInt(rev, 10), to, fields, nil)
+}
+
+// Requeue starts a new revision of a job, Pending, and queues it again:
+// a run that could not finish (host shutdown) runs again.
+func (s *Store) Requeue(ctx context.Context, st *job.Stats) (Result, error) {
+	return s.move(ctx, st.ID, "next", job.Pending, Fields{fRetryAt: "", fOPCommand: ""}, st)
+}
+
+func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields Fields, requeue *job.Stats) (Result, error) {
+	keys := []any{s.keys.Stats(id)}
+	mode, ent, name := "none", []byte(nil), ""
+	if requeue != nil {
+		var err error
+		if ent, err = entry(requeue); err != nil {
+			return Result{}, err
+		}
+		mode, name = "list", requeue.Name
+		keys = append(keys, s.keys.Jobs(requeue.Name), s.keys.KnownJobs())
+	}
+	args := append([]any{len(keys)}, keys...)
+	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name)
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	res, err := s.run(ctx, scriptMove, args...)
+	if err != nil {
+		return Result{}, fmt.Errorf("store: move job %s to %s: %w", id, to, err)
+	}
+	return s.result("move", id, res)
+}
+
+// Checkin records the check-in of a running job of revision rev; Refused
+// when the job is no longer running in that revision.
+func (s *Store) Checkin(ctx context.Context, id string, rev int64, message string) (Result, error) {
+	res, err := s.run(ctx, scriptCheckin, s.keys.Stats(id), message, s.Now(), rev)
+	if err != nil {
+		return Result{}, fmt.Errorf("store: check in job %s: %w", id, err)
+	}
+	return s.result("check in", id, res)
+}
+
+// StopOutcome is what a stop or cancel did.
+type StopOutcome int
+
+// Stop outcomes.
+const (
+	// StopDone: the job was queued and is now Stopped.
+	StopDone StopOutcome = iota
+	// StopSignalled: the job is running; its runner was signalled.
+	StopSignalled
+	// StopFinal: the job had already ended; nothing changed.
+	StopFinal
+)
+
+// Stop stops (op stop) or cancels (op cancel) a job that is not a periodic
+// policy; job.ErrNotFound when there is no such job.
+func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOutcome, *job.Stats, error) {
+	ent, err := entry(st)
+	if err != nil {
+		return 0, nil, err
+	}
+	unique := s.keys.Stats(st.ID)
+	if st.Unique {
+		if unique, err = s.keys.Unique(st.Name, nonNil(st.Parameters)); err != nil {
+			return 0, nil, err
+		}
+	}
+	res, err := s.run(ctx, scriptStop,
+		s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry(), unique,
+		string(op), s.Now(), s.ttlOf(job.Stopped), ent, s.keys.Signals())
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: %s job %s: %w", op, st.ID, err)
+	}
+	switch res[0] {
+	case "missing":
+		return 0, nil, fmt.Errorf("%w: %s", job.ErrNotFound, st.ID)
+	case "signalled":
+		return StopSignalled, nil, nil
+	case "final":
+		return StopFinal, nil, nil
+	case "stopped":
+		rec, err := parseRecord(res[1:])
+		if err != nil {
+			return 0, nil, fmt.Errorf("store: %s job %s: %w", op, st.ID, err)
+		}
+		return StopDone, rec.stats, nil
+	}
+	return 0, nil, fmt.Errorf("store: %s job %s: unexpected reply %q", op, st.ID, res[0])
+}
+
+// OPCommands returns the operator requests recorded on the given jobs
+// (stop or cancel; "" when none), in order.
+func (s *Store) OPCommands(ctx context.Context, ids []string) ([]job.Action, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	for _, id := range ids {
+		if err := conn.Send("HGET", s.keys.Stats(id), fOPCommand); err != nil {
+			return nil, err
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return nil, err
+	}
+	out := make([]job.Action, len(ids))
+	for i := range ids {
+		v, err := redis.String(conn.Receive())
+		if err != nil && !errors.Is(err, redis.ErrNil) {
+			return nil, err
+		}
+		out[i] = job.Action(v)
+	}
+	return out, nil
+}

@@ -1,0 +1,443 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"go.uber.org/goleak"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithCleanup(m)) }
+
+type bundle struct {
+	store *Store
+	pool  *redis.Pool
+	keys  Keys
+	now   *int64
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	srv := redistest.Shared(t)
+	now := int64(1_700_000_000)
+	pool := srv.Pool(t)
+	s := New(pool, Options{Namespace: srv.Namespace(t), Now: func() time.Time { return time.Unix(now, 0) },
+		TTL: TTLs{Success: time.Hour, Stopped: 2 * time.Hour, Error: 3 * time.Hour}})
+	return &bundle{store: s, pool: pool, keys: s.Keys(), now: &now}
+}
+
+func (b *bundle) do(t *testing.T, cmd string, args ...any) (any, error) {
+	t.Helper()
+	c := b.pool.Get()
+	defer c.Close()
+	v, err := c.Do(cmd, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v", cmd, args, err)
+	}
+	return v, nil
+}
+
+func (b *bundle) newJob(t *testing.T, mutate func(*job.Stats)) *job.Stats {
+	t.Helper()
+	st := &job.Stats{ID: job.NewID(), Name: "DEMO", Kind: job.Generic, Status: job.Pending,
+		EnqueueTime: *b.now, UpdateTime: *b.now, Revision: *b.now, Parameters: job.Parameters{"image": "demo", "n": 1.5}}
+	st.RefLink = job.RefLink(st.ID)
+	if mutate != nil {
+		mutate(st)
+	}
+	if err := b.store.Create(context.Background(), st); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return st
+}
+
+// TestRuleAgreesWithCanMove runs the Lua rule for every pair of statuses
+// and revision order and compares it with job.CanMove.
+func TestRuleAgreesWithCanMove(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	script := redis.NewScript(0, luaRule+`return can_move(ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])) and 1 or 0`)
+	statuses := append(append([]job.Status{}, job.Statuses...), "Bogus")
+	c := b.pool.Get()
+	defer c.Close()
+	n := 0
+	for _, from := range statuses {
+		for _, to := range statuses {
+			for _, revs := range [][2]int64{{10, 9}, {10, 10}, {10, 11}} {
+				got, err := redis.Int(script.Do(c, string(from), revs[0], string(to), revs[1]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := job.CanMove(from, revs[0], to, revs[1])
+				if (got == 1) != want {
+					t.Errorf("%s@%d -> %s@%d: Lua says %v, job.CanMove says %v", from, revs[0], to, revs[1], got == 1, want)
+				}
+				n++
+			}
+		}
+	}
+	if n != 7*7*3 {
+		t.Fatalf("checked %d cases", n)
+	}
+}
+
+func TestCreateQueuesWithStatsAndGetReadsThemBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st := b.newJob(t, func(s *job.Stats) {
+		s.WebHookURL = "http://core/hook"
+		s.UpstreamJobID = "0123456789abcdef01234567"
+		s.Unique = true
+	})
+	got, err := b.store.Get(context.Background(), st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", st) {
+		t.Fatalf("Get = %+v\nwant  %+v", got, st)
+	}
+	entries, _ := redis.Strings(b.do(t, "LRANGE", b.keys.Jobs("DEMO"), 0, -1))
+	want := fmt.Sprintf(`{"name":"DEMO","id":"%s","t":%d,"args":{"image":"demo","n":1.5},"unique":true}`, st.ID, *b.now)
+	if len(entries) != 1 || entries[0] != want {
+		t.Fatalf("queue = %q, want [%s]", entries, want)
+	}
+	if known, _ := redis.Strings(b.do(t, "SMEMBERS", b.keys.KnownJobs())); len(known) != 1 || known[0] != "DEMO" {
+		t.Fatalf("known_jobs = %q", known)
+	}
+	if ttl, _ := redis.Int(b.do(t, "TTL", b.keys.Stats(st.ID))); ttl != -1 {
+		t.Fatalf("a pending job's stats have TTL %d, want none", ttl)
+	}
+	if _, err := b.store.Get(context.Background(), job.NewID()); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("Get of an unknown id: %v, want ErrNotFound", err)
+	}
+}
+
+func TestCreateScheduledWaitsInTheScheduledSet(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	st := b.newJob(t, func(s *job.Stats) {
+		s.Kind, s.Status, s.RunAt = job.KindScheduled, job.Scheduled, *b.now+90
+	})
+	if n, _ := redis.Int(b.do(t, "LLEN", b.keys.Jobs("DEMO"))); n != 0 {
+		t.Fatalf("a scheduled job is in the queue")
+	}
+	score, _ := redis.Int64(b.do(t, "ZSCORE", b.keys.Scheduled(), mustEntry(t, st)))
+	if score != *b.now+90 {
+		t.Fatalf("scheduled score = %d, want run_at %d", score, *b.now+90)
+	}
+}
+
+func mustEntry(t *testing.T, st *job.Stats) []byte {
+	t.Helper()
+	e, err := entry(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestUniqueDuplicateIsAConflictNamingTheFirstJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.newJob(t, func(s *job.Stats) { s.Unique = true })
+	dup := &job.Stats{ID: job.NewID(), Name: "DEMO", Kind: job.Generic, Status: job.Pending, Unique: true,
+		Parameters: job.Parameters{"n": 1.5, "image": "demo"}}
+	err := b.store.Create(context.Background(), dup)
+	var conflict *job.ConflictError
+	if !errors.As(err, &conflict) || conflict.ExistingID != first.ID {
+		t.Fatalf("Create of a duplicate = %v, want a ConflictError naming %s", err, first.ID)
+	}
+	if _, err := b.store.Get(context.Background(), dup.ID); !errors.Is(err, job.ErrNotFound) {
+		t.Fatalf("the refused duplicate has stats: %v", err)
+	}
+	// Other parameters are another job.
+	b.newJob(t, func(s *job.Stats) { s.Unique = true; s.Parameters = job.Parameters{"image": "demo2"} })
+}
+
+func TestStartMovesToRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, b *bundle, st *job.Stats)
+		want    Outcome
+		wantRev func(old, now int64) int64
+	}{
+		{"Pending", func(*testing.T, *bundle, *job.Stats) {}, Moved, func(old, _ int64) int64 { return old }},
+		{"RunningWhoseHostDied", func(t *testing.T, b *bundle, st *job.Stats) {
+			if _, err := b.store.Start(ctx, st.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, Moved, func(old, _ int64) int64 { return old + 1 }},
+		{"WaitingForRetry", func(t *testing.T, b *bundle, st *job.Stats) {
+			b.store.Start(ctx, st.ID)
+			if r, err := b.store.Move(ctx, st.ID, st.Revision, job.Error, Fields{FieldRetryAt: "1700000100"}); err != nil || r.Outcome != Moved {
+				t.Fatalf("Move to Error = %+v, %v", r, err)
+			}
+			*b.now += 100
+		}, Moved, func(_, now int64) int64 { return now }},
+		{"FinalError", func(t *testing.T, b *bundle, st *job.Stats) {
+			b.store.Start(ctx, st.ID)
+			b.store.Move(ctx, st.ID, st.Revision, job.Error, nil)
+		}, Refused, nil},
+		{"Stopped", func(t *testing.T, b *bundle, st *job.Stats) {
+			if out, _, err := b.store.Stop(ctx, st, job.ActionStop); err != nil || out != StopDone {
+				t.Fatalf("Stop = %v, %v", out, err)
+			}
+		}, Refused, nil},
+		{"StopAskedWhileItsHostDied", func(t *testing.T, b *bundle, st *job.Stats) {
+			b.store.Start(ctx, st.ID)
+			if out, _, err := b.store.Stop(ctx, st, job.ActionCancel); err != nil || out != StopSignalled {
+				t.Fatalf("Stop = %v, %v", out, err)
+			}
+		}, StoppedOnStart, func(old, _ int64) int64 { return old }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			st := b.newJob(t, nil)
+			tc.prepare(t, b, st)
+			r, err := b.store.Start(ctx, st.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Outcome != tc.want {
+				t.Fatalf("Start outcome = %v (current %s), want %v", r.Outcome, r.Current, tc.want)
+			}
+			if tc.wantRev == nil {
+				return
+			}
+			if want := tc.wantRev(st.Revision, *b.now); r.Stats.Revision != want {
+				t.Fatalf("revision = %d, want %d", r.Stats.Revision, want)
+			}
+			wantStatus := job.Running
+			if tc.want == StoppedOnStart {
+				wantStatus = job.Stopped
+				if r.OP != job.ActionCancel {
+					t.Fatalf("op = %q, want cancel", r.OP)
+				}
+			}
+			if r.Stats.Status != wantStatus {
+				t.Fatalf("status = %s, want %s", r.Stats.Status, wantStatus)
+			}
+		})
+	}
+	t.Run("Missing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		if r, err := b.store.Start(ctx, job.NewID()); err != nil || r.Outcome != Missing {
+			t.Fatalf("Start = %+v, %v", r, err)
+		}
+	})
+}
+
+func TestFinalStatusesGetTheirTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		to  job.Status
+		ttl int
+	}{{job.Success, 3600}, {job.Stopped, 7200}, {job.Error, 10800}} {
+		t.Run(string(tc.to), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			st := b.newJob(t, nil)
+			b.store.Start(ctx, st.ID)
+			r, err := b.store.Move(ctx, st.ID, st.Revision, tc.to, nil)
+			if err != nil || r.Outcome != Moved || r.Stats.Status != tc.to {
+				t.Fatalf("Move = %+v, %v", r, err)
+			}
+			if ttl, _ := redis.Int(b.do(t, "TTL", b.keys.Stats(st.ID))); ttl != tc.ttl {
+				t.Fatalf("TTL = %d, want %d", ttl, tc.ttl)
+			}
+			// A final status never changes to another within the revision.
+			for _, other := range []job.Status{job.Success, job.Stopped, job.Error, job.Running} {
+				if other == tc.to {
+					continue
+				}
+				if r, _ := b.store.Move(ctx, st.ID, st.Revision, other, nil); r.Outcome != Refused || r.Current != tc.to {
+					t.Fatalf("%s -> %s: %+v, want Refused", tc.to, other, r)
+				}
+			}
+			if r, _ := b.store.Move(ctx, st.ID, st.Revision, tc.to, nil); r.Outcome != Same {
+				t.Fatalf("%s -> %s again: %+v, want Same", tc.to, tc.to, r)
+			}
+		})
+	}
+}
+
+func TestRequeueStartsANewRevisionAndQueuesAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	st := b.newJob(t, nil)
+	_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+	b.store.Start(ctx, st.ID)
+	r, err := b.store.Requeue(ctx, st)
+	if err != nil || r.Outcome != Moved || r.Stats.Status != job.Pending || r.Stats.Revision != st.Revision+1 {
+		t.Fatalf("Requeue = %+v, %v", r, err)
+	}
+	if n, _ := redis.Int(b.do(t, "LLEN", b.keys.Jobs("DEMO"))); n != 1 {
+		t.Fatalf("queue length %d after Requeue, want 1", n)
+	}
+}
+
+func TestCheckinAtStrictlyIncreases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	st := b.newJob(t, nil)
+	b.store.Start(ctx, st.ID)
+	var last int64
+	for i := 0; i < 5; i++ {
+		r, err := b.store.Checkin(ctx, st.ID, st.Revision, "step "+strconv.Itoa(i))
+		if err != nil || r.Outcome != Moved {
+			t.Fatalf("Checkin = %+v, %v", r, err)
+		}
+		if r.Stats.CheckInAt <= last || r.Stats.CheckIn != "step "+strconv.Itoa(i) {
+			t.Fatalf("check-in %d: check_in_at %d after %d, check_in %q", i, r.Stats.CheckInAt, last, r.Stats.CheckIn)
+		}
+		last = r.Stats.CheckInAt
+	}
+	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision-1, "old revision"); r.Outcome != Refused {
+		t.Fatalf("check-in of an old revision: %+v, want Refused", r)
+	}
+	b.store.Move(ctx, st.ID, st.Revision, job.Success, nil)
+	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision, "too late"); r.Outcome != Refused {
+		t.Fatalf("check-in after Success: %+v, want Refused", r)
+	}
+}
+
+func TestStop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("PendingLeavesItsQueue", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		st := b.newJob(t, func(s *job.Stats) { s.Unique = true })
+		out, got, err := b.store.Stop(ctx, st, job.ActionStop)
+		if err != nil || out != StopDone || got.Status != job.Stopped {
+			t.Fatalf("Stop = %v, %+v, %v", out, got, err)
+		}
+		if n, _ := redis.Int(b.do(t, "LLEN", b.keys.Jobs("DEMO"))); n != 0 {
+			t.Fatalf("queue length %d after stop", n)
+		}
+		uk, _ := b.keys.Unique("DEMO", st.Parameters)
+		if n, _ := redis.Int(b.do(t, "EXISTS", uk)); n != 0 {
+			t.Fatal("the unique key outlived the stopped job")
+		}
+		if ttl, _ := redis.Int(b.do(t, "TTL", b.keys.Stats(st.ID))); ttl != 7200 {
+			t.Fatalf("TTL = %d", ttl)
+		}
+	})
+	t.Run("ScheduledLeavesTheScheduledSet", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		st := b.newJob(t, func(s *job.Stats) { s.Kind, s.Status, s.RunAt = job.KindScheduled, job.Scheduled, *b.now+60 })
+		if out, _, err := b.store.Stop(ctx, st, job.ActionCancel); err != nil || out != StopDone {
+			t.Fatalf("Stop = %v, %v", out, err)
+		}
+		if n, _ := redis.Int(b.do(t, "ZCARD", b.keys.Scheduled())); n != 0 {
+			t.Fatalf("scheduled set has %d entries after stop", n)
+		}
+	})
+	t.Run("WaitingForRetryLeavesTheRetrySet", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		st := b.newJob(t, nil)
+		b.store.Start(ctx, st.ID)
+		b.store.Move(ctx, st.ID, st.Revision, job.Error, Fields{FieldRetryAt: strconv.FormatInt(*b.now+30, 10)})
+		// gocraft/work's worker re-serialises the entry with its failure.
+		_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+31, fmt.Sprintf(`{"name":"DEMO","id":"%s","t":1,"args":{},"fails":1,"err":"x"}`, st.ID))
+		_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+31, `{"name":"DEMO","id":"someone-else","t":1,"args":{}}`)
+		out, got, err := b.store.Stop(ctx, st, job.ActionStop)
+		if err != nil || out != StopDone || got.Status != job.Stopped || got.Revision <= st.Revision {
+			t.Fatalf("Stop = %v, %+v, %v; want Stopped in a new revision", out, got, err)
+		}
+		if n, _ := redis.Int(b.do(t, "ZCARD", b.keys.Retry())); n != 1 {
+			t.Fatalf("retry set has %d entries after stop, want only the other job's", n)
+		}
+	})
+	t.Run("RunningIsSignalled", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		st := b.newJob(t, nil)
+		b.store.Start(ctx, st.ID)
+		psc := redis.PubSubConn{Conn: b.pool.Get()}
+		defer psc.Close()
+		if err := psc.Subscribe(b.keys.Signals()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := psc.Receive().(redis.Subscription); !ok {
+			t.Fatal("no subscription confirmation")
+		}
+		out, _, err := b.store.Stop(ctx, st, job.ActionCancel)
+		if err != nil || out != StopSignalled {
+			t.Fatalf("Stop = %v, %v", out, err)
+		}
+		msg, ok := psc.Receive().(redis.Message)
+		if !ok || string(msg.Data) != "cancel "+st.ID {
+			t.Fatalf("signal = %#v", msg)
+		}
+		ops, err := b.store.OPCommands(ctx, []string{st.ID, job.NewID()})
+		if err != nil || len(ops) != 2 || ops[0] != job.ActionCancel || ops[1] != "" {
+			t.Fatalf("OPCommands = %q, %v", ops, err)
+		}
+		got, _ := b.store.Get(ctx, st.ID)
+		if got.Status != job.Running {
+			t.Fatalf("a signalled job is %s; its runner ends it", got.Status)
+		}
+	})
+	t.Run("FinalIsLeftAlone", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		st := b.newJob(t, nil)
+		b.store.Start(ctx, st.ID)
+		b.store.Move(ctx, st.ID, st.Revision, job.Success, nil)
+		if out, _, err := b.store.Stop(ctx, st, job.ActionStop); err != nil || out != StopFinal {
+			t.Fatalf("Stop = %v, %v", out, err)
+		}
+		got, _ := b.store.Get(ctx, st.ID)
+		if got.Status != job.Success {
+			t.Fatalf("status = %s", got.Status)
+		}
+	})
+	t.Run("Missing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		st := &job.Stats{ID: job.NewID(), Name: "DEMO"}
+		if _, _, err := b.store.Stop(ctx, st, job.ActionStop); !errors.Is(err, job.ErrNotFound) {
+			t.Fatalf("Stop of a missing job: %v", err)
+		}
+	})
+}
+
+func TestKeysAreNamespacedAndBraced(t *testing.T) {
+	t.Parallel()
+	k := NewKeys("ns")
+	for _, key := range []string{k.Stats("x"), k.Jobs("DEMO"), k.Scheduled(), k.Retry(), k.KnownJobs(), k.Signals(), k.Executions("p")} {
+		if !strings.HasPrefix(key, "{ns}:") {
+			t.Errorf("key %q is not under {ns}:", key)
+		}
+	}
+	if k.WorkNamespace() != "{ns}" {
+		t.Fatalf("WorkNamespace = %q", k.WorkNamespace())
+	}
+	if got := k.StatsID(k.Stats("abc")); got != "abc" {
+		t.Fatalf("StatsID = %q", got)
+	}
+	uk, _ := k.Unique("DEMO", map[string]any{"b": 1, "a": "<x>"})
+	if want := "{ns}:unique:DEMO:{\"a\":\"\\u003cx\\u003e\",\"b\":1}\n"; uk != want {
+		t.Fatalf("unique key = %q, want %q (gocraft/work's spelling)", uk, want)
+	}
+}
