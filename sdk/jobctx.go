@@ -87,7 +87,9 @@ func newJobContext(parent context.Context, id string, props map[string]string, b
 // signal records why the job is asked to end and ends its context.
 func (c *jobContext) signal(cmd OPCommand) {
 	c.op.CompareAndSwap(nil, cmd)
-	if cmd == OPCancel {
+	// The first command wins; end the context with its cause, not cmd's, so
+	// that OPCommand and context.Cause agree when a stop and a cancel race.
+	if first, _ := c.OPCommand(); first == OPCancel {
 		c.cancel(errCancelled)
 		return
 	}

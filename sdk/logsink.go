@@ -26,14 +26,15 @@ const (
 type logSink struct {
 	send func([]*proto.LogEntry) error
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	pending  []*proto.LogEntry
-	bytes    int
-	inFlight bool
-	closed   bool
-	kick     chan struct{}
-	done     chan struct{}
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending []*proto.LogEntry
+	bytes   int
+	closed  bool
+	added   uint64 // lines added so far
+	sent    uint64 // lines handed to send so far (and returned)
+	kick    chan struct{}
+	done    chan struct{}
 }
 
 func newLogSink(send func([]*proto.LogEntry) error) *logSink {
@@ -55,6 +56,7 @@ func (s *logSink) add(e *proto.LogEntry) {
 	}
 	s.pending = append(s.pending, e)
 	s.bytes += len(e.Message)
+	s.added++
 	s.mu.Unlock()
 	s.wake()
 }
@@ -66,10 +68,11 @@ func (s *logSink) wake() {
 	}
 }
 
-// flush returns once every line added before the call has been sent.
+// flush returns once every line added before the call has been sent. Lines
+// added meanwhile do not hold it up.
 func (s *logSink) flush() {
 	s.mu.Lock()
-	for (len(s.pending) > 0 || s.inFlight) && !s.closed {
+	for target := s.added; s.sent < target && !s.closed; {
 		s.wake()
 		s.cond.Wait()
 	}
@@ -102,7 +105,6 @@ func (s *logSink) loop() {
 				break
 			}
 			batch, size := s.takeBatch()
-			s.inFlight = true
 			s.mu.Unlock()
 
 			// A failed send loses these lines: the host is gone or the job's
@@ -110,8 +112,8 @@ func (s *logSink) loop() {
 			_ = s.send(batch)
 
 			s.mu.Lock()
-			s.inFlight = false
 			s.bytes -= size
+			s.sent += uint64(len(batch))
 			s.cond.Broadcast()
 			s.mu.Unlock()
 		}

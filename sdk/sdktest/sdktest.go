@@ -88,6 +88,8 @@ func Start(job sdk.Job, params sdk.Parameters, opts ...Option) *Running {
 	}
 	go func() {
 		defer close(r.done)
+		// As under the host, the job's context ends when Run returns.
+		defer r.ctx.cancel(context.Canceled)
 		defer func() {
 			if v := recover(); v != nil {
 				r.err = fmt.Errorf("Run panicked: %v", v)
@@ -180,8 +182,10 @@ func (c *jobContext) signal(cmd sdk.OPCommand) {
 	if c.op == "" {
 		c.op = cmd
 	}
+	first := c.op
 	c.mu.Unlock()
-	c.cancel(fmt.Errorf("sdktest: %s requested", cmd))
+	// The cause names the first command, as OPCommand does.
+	c.cancel(fmt.Errorf("sdktest: %s requested", first))
 }
 
 func (c *jobContext) result(err error) Result {
