@@ -50,6 +50,8 @@ func validBase(s string) bool {
 	return true
 }
 
+// validUnix accepts the decimal digits of a non-negative int64 without
+// leading zeros.
 func validUnix(s string) bool {
 	if len(s) == 0 || len(s) > 19 || (len(s) > 1 && s[0] == '0') {
 		return false
@@ -59,5 +61,6 @@ func validUnix(s string) bool {
 			return false
 		}
 	}
-	return true
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
 }

@@ -5,7 +5,7 @@
 // It provides:
 //
 //   - Level, the five Harbor log levels, and ParseLevel for the config.
-//   - ValidID, the job ID check that every function taking a job ID runs
+//   - job.ValidID, the job ID check that every function taking a job ID runs
 //     before it touches any storage, so that an ID can never name a path
 //     outside the log directory.
 //   - Backends (the job_loggers of the config): STD_OUTPUT (NewStdOutput)

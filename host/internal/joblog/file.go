@@ -1,6 +1,8 @@
 package joblog
 
 import (
+	"github.com/berth-dev/berth/host/internal/job"
+
 	"bytes"
 	"context"
 	"errors"
@@ -54,25 +56,26 @@ func (f *File) path(jobID string) string {
 	return filepath.Join(f.dir, jobID+logExt)
 }
 
-// Open opens (creating it with mode 0o644 if needed) the job's log file for
-// append. A symbolic link in its place is refused where the system allows.
+// Open returns the logger of the job's log file. The file is opened for
+// append (and created with mode 0o644) at the first entry written, so a job
+// that logs nothing costs no file: creating one takes about a millisecond
+// on a journaled disk, more than a short job itself. A symbolic link in its
+// place is refused where the system allows.
 func (f *File) Open(jobID string) (Logger, error) {
-	if !ValidID(jobID) {
+	if !job.ValidID(jobID) {
 		return nil, badID(jobID)
 	}
-	fh, err := os.OpenFile(f.path(jobID), os.O_WRONLY|os.O_CREATE|os.O_APPEND|oNoFollow, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("joblog: open log of %s: %w", jobID, err)
-	}
-	return &fileLogger{backend: f, fh: fh}, nil
+	return &fileLogger{backend: f, path: f.path(jobID), id: jobID}, nil
 }
 
 type fileLogger struct {
 	backend *File
+	path    string
+	id      string
 
 	mu     sync.Mutex
-	fh     *os.File // nil once closed
-	err    error    // first write error
+	fh     *os.File // opened at the first entry
+	err    error    // first open or write error
 	closed bool
 }
 
@@ -86,6 +89,17 @@ func (l *fileLogger) Log(level Level, msg string) {
 	defer l.mu.Unlock()
 	if l.closed {
 		return
+	}
+	if l.fh == nil {
+		if l.err != nil {
+			return
+		}
+		fh, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|oNoFollow, 0o644)
+		if err != nil {
+			l.err = fmt.Errorf("joblog: open log of %s: %w", l.id, err)
+			return
+		}
+		l.fh = fh
 	}
 	// One write per entry: with O_APPEND, even several loggers of one job
 	// (in this process or another) cannot interleave inside an entry.
@@ -103,8 +117,11 @@ func (l *fileLogger) Close() error {
 		return nil
 	}
 	l.closed = true
-	err := errors.Join(l.err, l.fh.Close())
-	l.fh = nil
+	err := l.err
+	if l.fh != nil {
+		err = errors.Join(err, l.fh.Close())
+		l.fh = nil
+	}
 	if err != nil {
 		return fmt.Errorf("joblog: close log: %w", err)
 	}
@@ -117,7 +134,7 @@ func (l *fileLogger) Close() error {
 // any lock, also while a logger still appends to the file; what is
 // appended during the read may be left out.
 func (f *File) Get(ctx context.Context, jobID string, limit int64) ([]byte, error) {
-	if !ValidID(jobID) {
+	if !job.ValidID(jobID) {
 		return nil, badID(jobID)
 	}
 	if err := ctx.Err(); err != nil {
@@ -214,7 +231,7 @@ func (s *fileSweeper) Sweep(ctx context.Context) (int, error) {
 		id, ok := strings.CutSuffix(name, logExt)
 		// The type comes from the directory entry (as lstat would give
 		// it), so a symbolic link is never taken for a regular file.
-		if !ok || !ValidID(id) || !e.Type().IsRegular() {
+		if !ok || !job.ValidID(id) || !e.Type().IsRegular() {
 			continue
 		}
 		fi, err := e.Info()

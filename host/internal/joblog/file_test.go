@@ -180,12 +180,12 @@ func TestFileReadWhileOpen(t *testing.T) {
 	ctx := context.Background()
 	l := mustOpen(t, b.file, id1)
 
-	got, err := b.file.Get(ctx, id1, 0)
-	if err != nil || len(got) != 0 {
-		t.Fatalf("Get of a new log = %q, %v; want empty", got, err)
+	// Nothing is on disk until the first entry.
+	if got, err := b.file.Get(ctx, id1, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of a log with no entry = %q, %v; want ErrNotFound", got, err)
 	}
 	l.Log(Info, "first")
-	got, err = b.file.Get(ctx, id1, 1<<20)
+	got, err := b.file.Get(ctx, id1, 1<<20)
 	if want := "2026-11-21T14:03:05Z [INFO] first\n"; err != nil || string(got) != want {
 		t.Fatalf("Get = %q, %v; want %q", got, err, want)
 	}
@@ -261,6 +261,21 @@ func TestFileGetErrors(t *testing.T) {
 	}
 }
 
+// TestFileCreatesNoFileForAJobThatLogsNothing: a logger whose entries are
+// all below the level leaves no file behind.
+func TestFileCreatesNoFileForAJobThatLogsNothing(t *testing.T) {
+	t.Parallel()
+	b := setupFileLevel(t, Info, fixedClock(time.Now()))
+	l := mustOpen(t, b.file, id1)
+	l.Log(Debug, "below the level")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b.base, id1+".log")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a job that logged nothing has a file: %v", err)
+	}
+}
+
 // TestFileRefusesSymlink: a link planted as a job's log is neither written
 // through nor read through.
 func TestFileRefusesSymlink(t *testing.T) {
@@ -276,10 +291,13 @@ func TestFileRefusesSymlink(t *testing.T) {
 	if err := os.Symlink(victim, filepath.Join(b.base, id1+".log")); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := b.file.Open(id1); err == nil {
-		l.Log(Fatal, "overwritten")
-		_ = l.Close()
-		t.Fatal("Open through a symlink: want an error")
+	l, err := b.file.Open(id1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Log(Fatal, "overwritten")
+	if err := l.Close(); err == nil {
+		t.Fatal("writing through a symlink: Close reports no error")
 	}
 	if got, err := b.file.Get(context.Background(), id1, 0); err == nil {
 		t.Fatalf("Get through a symlink = %q, want an error", got)

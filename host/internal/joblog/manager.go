@@ -1,6 +1,8 @@
 package joblog
 
 import (
+	"github.com/berth-dev/berth/host/internal/job"
+
 	"context"
 	"errors"
 	"fmt"
@@ -47,7 +49,7 @@ func NewManager(backends []Backend, getter Getter, sweepers []Sweeper, sweepEver
 // only if every backend fails (or the ID is invalid). With no backend at
 // all, the Logger discards everything.
 func (m *Manager) Open(jobID string) (Logger, error) {
-	if !ValidID(jobID) {
+	if !job.ValidID(jobID) {
 		return nil, badID(jobID)
 	}
 	if len(m.backends) == 0 {
@@ -74,7 +76,7 @@ func (m *Manager) Open(jobID string) (Logger, error) {
 // getter. It fails with ErrBadID for an invalid ID and with ErrNotFound
 // when there is no getter or no stored log.
 func (m *Manager) Get(ctx context.Context, jobID string, limit int64) ([]byte, error) {
-	if !ValidID(jobID) {
+	if !job.ValidID(jobID) {
 		return nil, badID(jobID)
 	}
 	if m.getter == nil {

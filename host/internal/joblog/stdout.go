@@ -1,6 +1,8 @@
 package joblog
 
 import (
+	"github.com/berth-dev/berth/host/internal/job"
+
 	"bytes"
 	"io"
 	"sync"
@@ -27,7 +29,7 @@ func NewStdOutput(w io.Writer, level Level) Backend {
 func (s *stdOutput) Name() string { return NameStdOutput }
 
 func (s *stdOutput) Open(jobID string) (Logger, error) {
-	if !ValidID(jobID) {
+	if !job.ValidID(jobID) {
 		return nil, badID(jobID)
 	}
 	return &stdLogger{backend: s, prefix: jobID + " "}, nil
