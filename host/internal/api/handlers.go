@@ -1,0 +1,334 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/berth-dev/berth/host/internal/job"
+)
+
+// endpoint is one route: its method and path, the Harbor code of its
+// generic failures, and its handler, which answers success itself and
+// returns errors for server.fail to answer.
+type endpoint struct {
+	method, path string
+	code         int
+	handle       func(s *server, x *exchange, ps httprouter.Params) error
+}
+
+var endpoints = []*endpoint{
+	{http.MethodPost, prefix + "/jobs", codeLaunchJob, (*server).submit},
+	{http.MethodGet, prefix + "/jobs", codeGetJobs, (*server).list},
+	{http.MethodGet, prefix + "/jobs/:id", codeGetJob, (*server).get},
+	{http.MethodPost, prefix + "/jobs/:id", codeStopJob, (*server).act},
+	{http.MethodGet, prefix + "/jobs/:id/log", codeGetJobLog, (*server).jobLog},
+	{http.MethodGet, prefix + "/jobs/:id/executions", codeGetExecutions, (*server).executions},
+	{http.MethodGet, statsPath, codeCheckStats, (*server).stats},
+	{http.MethodGet, prefix + "/config", codeHandleJSON, (*server).config},
+}
+
+// Examples of accepted bodies, for the messages about bad ones.
+const (
+	exampleSubmit = `{"job":{"name":"DEMO","parameters":{},"metadata":{"kind":"Generic"}}}`
+	exampleAction = `{"action":"stop"}`
+)
+
+// Content types of the answers.
+const (
+	contentJSON = "application/json"
+	contentText = "text/plain; charset=utf-8"
+)
+
+// POST /api/v1/jobs
+func (s *server) submit(x *exchange, _ httprouter.Params) error {
+	var req job.Request
+	if err := s.decode(x, &req, exampleSubmit); err != nil {
+		return err
+	}
+	if err := req.Job.Check(); err != nil {
+		return err
+	}
+	st, err := s.backend.Submit(x.req.Context(), req.Job)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return errors.New("the backend accepted the job but returned no stats")
+	}
+	return sendJSON(x, http.StatusAccepted, job.Envelope{Job: st})
+}
+
+// GET /api/v1/jobs
+func (s *server) list(x *exchange, _ httprouter.Params) error {
+	v := x.req.URL.Query()
+	q, err := pagingQuery(v)
+	if err != nil {
+		return err
+	}
+	if k := v.Get("kind"); k != "" {
+		if !job.Kind(k).Valid() {
+			return job.BadRequest(fmt.Sprintf(
+				`query parameter "kind" is %q: it must be Generic, Scheduled or Periodic, or absent for every kind`, clip(k)))
+		}
+		q.Kind = job.Kind(k)
+	}
+	if c := v.Get("cursor"); c != "" {
+		if !isCursor(c) {
+			return job.BadRequest(fmt.Sprintf(
+				`query parameter "cursor" is %q: it must be the digits of the previous page's Next-Cursor header, `+
+					`or absent to start from the beginning`, clip(c)))
+		}
+		q.Cursor = c
+	}
+	page, err := s.backend.List(x.req.Context(), q)
+	if err != nil {
+		return err
+	}
+	return sendPage(x, page, true)
+}
+
+// GET /api/v1/jobs/:id
+func (s *server) get(x *exchange, ps httprouter.Params) error {
+	if err := x.checkID(ps); err != nil {
+		return err
+	}
+	st, err := s.backend.Get(x.req.Context(), x.id)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return errors.New("the backend returned no stats for the job")
+	}
+	return sendJSON(x, http.StatusOK, job.Envelope{Job: st})
+}
+
+// POST /api/v1/jobs/:id
+func (s *server) act(x *exchange, ps httprouter.Params) error {
+	if err := x.checkID(ps); err != nil {
+		return err
+	}
+	var req job.ActionRequest
+	if err := s.decode(x, &req, exampleAction); err != nil {
+		return err
+	}
+	x.action = req.Action
+	switch req.Action {
+	case job.ActionStop, job.ActionCancel, job.ActionRetry:
+	default:
+		return job.ErrUnknownAction
+	}
+	if err := s.backend.Action(x.req.Context(), x.id, req.Action); err != nil {
+		return err
+	}
+	x.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// GET /api/v1/jobs/:id/log
+func (s *server) jobLog(x *exchange, ps httprouter.Params) error {
+	if err := x.checkID(ps); err != nil {
+		return err
+	}
+	text, err := s.backend.Log(x.req.Context(), x.id)
+	if err != nil {
+		return err
+	}
+	send(x, http.StatusOK, contentText, text)
+	return nil
+}
+
+// GET /api/v1/jobs/:id/executions
+func (s *server) executions(x *exchange, ps httprouter.Params) error {
+	if err := x.checkID(ps); err != nil {
+		return err
+	}
+	v := x.req.URL.Query()
+	q, err := pagingQuery(v)
+	if err != nil {
+		return err
+	}
+	if n := v.Get("non_dead_only"); n != "" {
+		b, err := strconv.ParseBool(n)
+		if err != nil {
+			return job.BadRequest(fmt.Sprintf(
+				`query parameter "non_dead_only" is %q: it must be true or false (or 1 or 0)`, clip(n)))
+		}
+		q.NonDeadOnly = b
+	}
+	page, err := s.backend.Executions(x.req.Context(), x.id, q)
+	if err != nil {
+		return err
+	}
+	return sendPage(x, page, false)
+}
+
+// GET /api/v1/stats
+func (s *server) stats(x *exchange, _ httprouter.Params) error {
+	pools, err := s.backend.WorkerPools(x.req.Context())
+	if err != nil {
+		return err
+	}
+	healthy := false
+	for _, p := range pools {
+		if p != nil && p.Status == job.PoolHealthy {
+			healthy = true
+			break
+		}
+	}
+	if !healthy {
+		return &noHealthyPoolError{known: len(pools)}
+	}
+	return sendJSON(x, http.StatusOK, job.PoolStats{Pools: pools})
+}
+
+// GET /api/v1/config
+func (s *server) config(x *exchange, _ httprouter.Params) error {
+	return sendJSON(x, http.StatusOK, s.backend.Config())
+}
+
+// checkID takes the job ID of the path and checks it, before anything
+// else sees it.
+func (x *exchange) checkID(ps httprouter.Params) error {
+	raw := ps.ByName("id")
+	id, err := url.PathUnescape(raw)
+	if err != nil || !job.ValidID(id) {
+		if err != nil {
+			id = raw
+		}
+		return job.BadRequest(fmt.Sprintf(
+			"%q is not a job ID: 24 lowercase hex characters, or <id>@<unix time> for a periodic execution", clip(id)))
+	}
+	x.id = id
+	return nil
+}
+
+// decode reads the body, at most s.maxBody bytes, into v.
+func (s *server) decode(x *exchange, v any, example string) error {
+	r := x.req
+	if r.ContentLength > s.maxBody {
+		// Refuse without reading it, and do not keep a connection whose
+		// input is an unread body.
+		x.Header().Set("Connection", "close")
+		return &bodyError{limit: s.maxBody, tooLarge: true}
+	}
+	// The connection's own writer, so that net/http closes the connection
+	// after the answer when the limit is hit.
+	body, err := io.ReadAll(http.MaxBytesReader(x.ResponseWriter, r.Body, s.maxBody))
+	if err != nil {
+		return &bodyError{err: err, limit: s.maxBody}
+	}
+	if isEmpty(body) {
+		return &jsonError{empty: true, example: example}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &jsonError{err: err, example: example}
+	}
+	return nil
+}
+
+// pagingQuery reads page_number and page_size.
+func pagingQuery(v url.Values) (job.Query, error) {
+	q := job.Query{PageNumber: 1, PageSize: job.DefaultPageSize}
+	if s := v.Get("page_number"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageNumber {
+			return q, job.BadRequest(fmt.Sprintf(
+				`query parameter "page_number" is %q: it must be a whole number from 1 to %d (default 1)`,
+				clip(s), maxPageNumber))
+		}
+		q.PageNumber = n
+	}
+	if s := v.Get("page_size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > job.MaxPageSize {
+			return q, job.BadRequest(fmt.Sprintf(
+				`query parameter "page_size" is %q: it must be a whole number from 1 to %d (default %d)`,
+				clip(s), job.MaxPageSize, job.DefaultPageSize))
+		}
+		q.PageSize = n
+	}
+	return q, nil
+}
+
+// maxPageNumber keeps page offsets far from overflowing.
+const maxPageNumber = 1<<31 - 1
+
+// isCursor tells whether c is a cursor: digits, as Next-Cursor sends them.
+func isCursor(c string) bool {
+	if len(c) > 20 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if c[i] < '0' || c[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// sendPage answers a listing: a JSON array of {"job":{...}} (never null),
+// with the headers Total-Count and, if withCursor and the page has one,
+// Next-Cursor.
+func sendPage(x *exchange, page *job.Page, withCursor bool) error {
+	if page == nil {
+		page = &job.Page{}
+	}
+	list := make([]job.Envelope, 0, len(page.Jobs))
+	for _, st := range page.Jobs {
+		if st != nil {
+			list = append(list, job.Envelope{Job: st})
+		}
+	}
+	body, err := marshal(list)
+	if err != nil {
+		return err
+	}
+	x.Header().Set("Total-Count", strconv.FormatInt(page.Total, 10))
+	if withCursor && page.NextCursor != "" {
+		x.Header().Set("Next-Cursor", page.NextCursor)
+	}
+	send(x, http.StatusOK, contentJSON, body)
+	return nil
+}
+
+// sendJSON answers v as JSON.
+func sendJSON(x *exchange, status int, v any) error {
+	body, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	send(x, status, contentJSON, body)
+	return nil
+}
+
+// marshal encodes v as JSON without a trailing newline. It leaves <, >
+// and & as they are: the answers are typed application/json and nosniff,
+// and the details of errors stay readable where core prints them.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, marshalError{err: err}
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// send writes an answer. A write error means the client is gone: there is
+// no one left to tell.
+func send(w http.ResponseWriter, status int, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
