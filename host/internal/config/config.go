@@ -345,12 +345,9 @@ func (c *Config) Addr() string { return ":" + strconv.Itoa(c.Port) }
 func (c *Config) RedactedRedisURL() string { return redactRedisURL(c.WorkerPool.RedisPool.RedisURL) }
 
 // Warnings lists what is allowed but deserves a loud line in the log at
-// startup: the embedded backend and an empty secret.
+// startup: an empty secret. (redisx announces the embedded backend.)
 func (c *Config) Warnings() []string {
 	var w []string
-	if c.WorkerPool.RedisPool.RedisURL == "" {
-		w = append(w, "worker_pool.redis_pool.redis_url is empty: using the embedded in-memory Redis; jobs, stats and logs will not survive a restart")
-	}
 	if c.Secret == "" {
 		w = append(w, "CORE_SECRET is empty: every API call except GET /api/v1/stats will be refused with 401")
 	}

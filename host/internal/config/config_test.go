@@ -469,8 +469,8 @@ func TestWarnings(t *testing.T) {
 		secret   string
 		want     []string
 	}{
-		{"EmbeddedAndNoSecret", "", "", []string{"embedded in-memory Redis", "CORE_SECRET is empty"}},
-		{"EmbeddedOnly", "", "s3cr3t", []string{"embedded in-memory Redis"}},
+		{"EmbeddedAndNoSecret", "", "", []string{"CORE_SECRET is empty"}},
+		{"EmbeddedOnly", "", "s3cr3t", nil},
 		{"NoSecretOnly", "redis://redis:6379", "", []string{"CORE_SECRET is empty"}},
 		{"None", "redis://redis:6379", "s3cr3t", nil},
 	} {

@@ -137,7 +137,7 @@ func TestDescribe(t *testing.T) {
 	for _, jt := range got {
 		names = append(names, jt.Name)
 	}
-	if want := "BAD_STDERR,DEMO,HANG,PROPS,SPAWN"; strings.Join(names, ",") != want {
+	if want := "BAD_STDERR,DEMO,HANG,NOOP,PROPS,SPAWN"; strings.Join(names, ",") != want {
 		t.Fatalf("job names = %v, want %s", names, want)
 	}
 	demo, ok := b.host.JobType("DEMO")

@@ -57,7 +57,6 @@ type Pool struct {
 	started  bool
 	stopping bool
 	draining atomic.Bool
-	drainWG  sync.WaitGroup
 }
 
 // noFailLimit makes gocraft/work retry whenever the handler says so.
@@ -106,40 +105,35 @@ func (p *Pool) Stop() {
 	}
 	p.stopping = true
 	p.mu.Unlock()
-	// A wake-up in flight ends when every worker has seen an empty queue;
-	// give it a moment so that it does not outlive the workers.
-	waitTimeout(&p.drainWG, time.Second)
+	// A wake-up in flight ends when every worker has seen an empty queue.
+	// A worker busy with a long job sees it only after that job, and once
+	// stopped it never does: gocraft/work's Drain then waits forever. Give
+	// it a moment; past that, the waiting goroutines are abandoned (a
+	// handful at most, and only when the host stops mid-job).
+	for deadline := time.Now().Add(time.Second); p.draining.Load() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	p.wp.Stop()
 }
 
 // Wake makes idle workers look at their queues now instead of at the end
 // of their back-off (gocraft/work's idle workers sleep up to 5 s between
-// polls). At most one wake-up runs at a time; a call while one runs is
-// dropped, since the running one already has every worker polling.
+// polls). It uses gocraft/work's Drain, which wakes the idle workers at
+// once but returns only when every worker has seen an empty queue, so
+// after a busy one's current job. At most one wake-up runs at a time (more
+// would pile goroutines up on busy workers); a call while one runs is
+// dropped. So a job queued while another wake-up waits on a long job may
+// still wait for a worker's back-off.
 func (p *Pool) Wake() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.started || p.stopping || !p.draining.CompareAndSwap(false, true) {
 		return
 	}
-	p.drainWG.Add(1)
 	go func() {
-		defer p.drainWG.Done()
 		defer p.draining.Store(false)
 		p.wp.Drain()
 	}()
-}
-
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
 }
 
 // Heartbeats lists the worker pools of namespace, healthy when their last

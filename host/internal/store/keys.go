@@ -37,6 +37,10 @@ func (k Keys) Executions(policyID string) string { return k.prefix + "executions
 // Signals is the pub/sub channel of stop and cancel requests.
 func (k Keys) Signals() string { return k.prefix + "berth:signals" }
 
+// Doorbell is the pub/sub channel on which the name of every job queued
+// for immediate run is published, to wake idle workers.
+func (k Keys) Doorbell() string { return k.prefix + "berth:doorbell" }
+
 // gocraft/work's keys, spelled as gocraft/work v0.5.1 spells them.
 
 // Jobs is the queue (list) of a job name.

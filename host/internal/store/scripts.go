@@ -19,9 +19,10 @@ local function reply(tag, key)
   table.insert(out, 1, tag)
   return out
 end
-local function push(mode, key, entry, score, known, name)
+local function push(mode, key, entry, score, known, name, doorbell)
   if mode == 'list' then
     redis.call('lpush', key, entry)
+    redis.call('publish', doorbell, name)
   elseif mode == 'zset' then
     redis.call('zadd', key, score, entry)
   end
@@ -49,7 +50,9 @@ end
 // duplicate unique job.
 //
 // KEYS: stats, queue (list or zset), known_jobs, [unique]
-// ARGV: mode (list|zset|none), entry, score, name, id, field, value, ...
+// ARGV: mode (list|zset|none), entry, score, name, id, doorbell channel,
+//
+//	field, value, ...
 var scriptCreate = redis.NewScript(-1, luaRule+`
 if redis.call('exists', KEYS[1]) == 1 then return {'exists'} end
 if #KEYS >= 4 then
@@ -57,8 +60,8 @@ if #KEYS >= 4 then
     return {'dup', redis.call('get', KEYS[4]) or ''}
   end
 end
-redis.call('hset', KEYS[1], unpack(ARGV, 6))
-push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4])
+redis.call('hset', KEYS[1], unpack(ARGV, 7))
+push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4], ARGV[6])
 return {'ok'}
 `)
 
@@ -98,7 +101,8 @@ return reply('ok', KEYS[1])
 //
 // KEYS: stats, [queue, known_jobs]
 // ARGV: to, revision ("same", "next" or a number), now, ttl, push mode,
-//       entry, score, name, field, value, ...
+//
+//	entry, score, name, field, value, ...
 var scriptMove = redis.NewScript(-1, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision')
 if not cur[1] then return {'missing'} end
@@ -111,12 +115,12 @@ else to_rev = tonumber(ARGV[2]) end
 if cur[1] == to and to_rev == rev then return reply('same', KEYS[1]) end
 if not can_move(cur[1], rev, to, to_rev) then return {'refused', cur[1], tostring(rev)} end
 redis.call('hset', KEYS[1], 'status', to, 'revision', to_rev, 'update_time', now)
-for i = 9, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   if ARGV[i+1] == '' then redis.call('hdel', KEYS[1], ARGV[i])
   else redis.call('hset', KEYS[1], ARGV[i], ARGV[i+1]) end
 end
 set_ttl(KEYS[1], tonumber(ARGV[4]))
-if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8]) end
+if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9]) end
 return reply('ok', KEYS[1])
 `)
 
@@ -142,7 +146,9 @@ return reply('ok', KEYS[1])
 // it. A final job is left alone.
 //
 // KEYS: stats, queue, scheduled, retry, unique (the stats key again when
-//       the job is not unique)
+//
+//	the job is not unique)
+//
 // ARGV: op, now, stopped ttl, pending entry, signals channel
 var scriptStop = redis.NewScript(5, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'run_at', 'op_command', 'id')

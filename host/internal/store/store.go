@@ -114,7 +114,7 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) error {
 		keys = append(keys, uk)
 	}
 	args := append([]any{len(keys)}, keys...)
-	args = append(args, mode, ent, st.RunAt, st.Name, st.ID)
+	args = append(args, mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell())
 	args = append(args, fields...)
 	res, err := s.run(ctx, scriptCreate, args...)
 	if err != nil {
@@ -265,7 +265,7 @@ func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields 
 		keys = append(keys, s.keys.Jobs(requeue.Name), s.keys.KnownJobs())
 	}
 	args := append([]any{len(keys)}, keys...)
-	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name)
+	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name, s.keys.Doorbell())
 	for k, v := range fields {
 		args = append(args, k, v)
 	}

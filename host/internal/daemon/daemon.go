@@ -1,0 +1,281 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/api"
+	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/joblog"
+	"github.com/berth-dev/berth/host/internal/notify"
+	"github.com/berth-dev/berth/host/internal/pluginhost"
+	"github.com/berth-dev/berth/host/internal/queue"
+	"github.com/berth-dev/berth/host/internal/redisx"
+	"github.com/berth-dev/berth/host/internal/runner"
+	"github.com/berth-dev/berth/host/internal/service"
+	"github.com/berth-dev/berth/host/internal/store"
+)
+
+// Options configure a Host.
+type Options struct {
+	Config *config.Config
+	Logger hclog.Logger
+	// Stdout receives the STD_OUTPUT job log (default io.Discard).
+	Stdout io.Writer
+	// Listener, when set, serves the API instead of listening on the
+	// configured port (tests pass a listener on 127.0.0.1:0).
+	Listener net.Listener
+}
+
+// Host is a running Berth host.
+type Host struct {
+	opts Options
+	cfg  *config.Config
+	log  hclog.Logger
+
+	backend  *redisx.Backend
+	store    *store.Store
+	logs     *joblog.Manager
+	runner   *runner.Runner
+	plugins  *pluginhost.Host
+	pool     *queue.Pool
+	listener *notify.Listener
+	server   *http.Server
+	addr     net.Addr
+	errs     chan error
+
+	stopOnce sync.Once
+}
+
+// New returns a Host; Start starts it.
+func New(opts Options) *Host {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	return &Host{opts: opts, cfg: opts.Config, log: opts.Logger, errs: make(chan error, 1)}
+}
+
+// Start builds the host and returns once it serves the API. On error,
+// whatever was started is stopped again.
+func (h *Host) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			h.teardown()
+		}
+	}()
+	cfg := h.cfg
+	for _, w := range cfg.Warnings() {
+		h.log.Warn(w)
+	}
+	if h.backend, err = redisx.Open(ctx, redisx.Options{
+		URL:         cfg.WorkerPool.RedisPool.RedisURL,
+		IdleTimeout: time.Duration(cfg.WorkerPool.RedisPool.IdleTimeoutSecond) * time.Second,
+		Logger:      h.log.Named("redis"),
+	}); err != nil {
+		return err
+	}
+	h.store = store.New(h.backend.Pool(), store.Options{
+		Namespace: cfg.WorkerPool.RedisPool.Namespace,
+		TTL:       store.TTLs{Success: cfg.Stats.SuccessTTL.Std(), Stopped: cfg.Stats.StoppedTTL.Std(), Error: cfg.Stats.ErrorTTL.Std()},
+	})
+	if h.logs, err = jobLogs(cfg, h.opts.Stdout, h.log.Named("joblog")); err != nil {
+		return err
+	}
+	props := map[string]string{}
+	for k, v := range cfg.JobProperties {
+		props[k] = v
+	}
+	if cfg.CoreURL != "" {
+		props["core_url"] = cfg.CoreURL
+	}
+	h.runner = runner.New(runner.Options{
+		Store: h.store, Logs: h.logs, Properties: props, JobTimeout: cfg.Plugins.JobTimeout.Std(),
+		BackoffBase: cfg.Retry.BackoffBase.Std(), BackoffMax: cfg.Retry.BackoffMax.Std(), Logger: h.log.Named("runner"),
+	})
+	if h.plugins, err = pluginhost.Load(ctx, pluginhost.Options{
+		Dir: cfg.PluginsDir, Callbacks: h.runner, Logger: h.log,
+		StartTimeout: cfg.Plugins.StartTimeout.Std(), KillTimeout: cfg.Plugins.KillTimeout.Std(),
+		RestartBackoffMax: cfg.Plugins.RestartBackoffMax.Std(), GOMAXPROCS: cfg.Plugins.GOMAXPROCS,
+	}); err != nil {
+		return err
+	}
+	svc := service.New(service.Options{
+		Store: h.store, Plugins: h.plugins, Runner: h.runner, Logs: h.logs,
+		LogLimit: int64(cfg.MaxRetrieveSizeMB) << 20,
+		Config: job.PoolConfig{RedisPoolConfig: job.RedisPoolConfig{
+			RedisURL: cfg.WorkerPool.RedisPool.RedisURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
+			IdleTimeoutSecond: int64(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
+		}},
+	})
+	h.runner.Bind(h.plugins, svc.Launch)
+
+	var types []queue.Type
+	var names []string
+	for _, t := range h.plugins.JobTypes() {
+		types = append(types, queue.Type{Name: t.Name, MaxConcurrency: t.MaxConcurrency})
+		names = append(names, t.Name)
+	}
+	h.pool = queue.New(queue.Options{
+		Redis: h.backend.Pool(), Namespace: h.store.Keys().WorkNamespace(), Concurrency: uint(cfg.WorkerPool.Workers),
+		Types: types, Handler: h.runner.Handle, Backoff: h.runner.Backoff, Logger: h.log.Named("queue"),
+	})
+	h.listener = notify.New(notify.Options{
+		Pool: h.backend.Pool(),
+		Handlers: map[string]func(string){
+			h.store.Keys().Signals():  h.runner.OnSignal,
+			h.store.Keys().Doorbell(): func(string) { h.pool.Wake() },
+		},
+		OnConnect: h.runner.Resync,
+		Logger:    h.log.Named("notify"),
+	})
+	if err = h.listener.Start(ctx); err != nil {
+		return fmt.Errorf("daemon: subscribe to Redis pub/sub: %w", err)
+	}
+	if err = h.logs.Start(context.Background()); err != nil {
+		return err
+	}
+	h.pool.Start()
+	if err = h.serve(api.New(svc, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api")})); err != nil {
+		return err
+	}
+	h.log.Info("berth is ready", "addr", h.addr.String(), "protocol", cfg.Protocol, "redis", h.backend.Describe(),
+		"jobs", strings.Join(names, ","), "workers", cfg.WorkerPool.Workers)
+	return nil
+}
+
+func (h *Host) serve(handler http.Handler) error {
+	l := h.opts.Listener
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", h.cfg.Addr()); err != nil {
+			return fmt.Errorf("daemon: listen on %s: %w (is another service on that port? set port or JOB_SERVICE_PORT)", h.cfg.Addr(), err)
+		}
+	}
+	h.addr = l.Addr()
+	h.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: h.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	if h.cfg.Protocol == "https" {
+		cert, err := tls.LoadX509KeyPair(h.cfg.HTTPSConfig.Cert, h.cfg.HTTPSConfig.Key)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("daemon: https_config: %w", err)
+		}
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	go func() {
+		if err := h.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case h.errs <- fmt.Errorf("daemon: API server: %w", err):
+			default:
+			}
+		}
+	}()
+	return nil
+}
+
+// Addr is the address the API listens on.
+func (h *Host) Addr() net.Addr { return h.addr }
+
+// Err delivers an error that ends the host (the API server failed).
+func (h *Host) Err() <-chan error { return h.errs }
+
+// PluginPIDs lists the process IDs of the host's plugins.
+func (h *Host) PluginPIDs() []int { return h.plugins.PIDs() }
+
+// Stop shuts the host down gracefully: the API stops, the workers stop
+// taking jobs, running jobs get the shutdown grace period to finish and
+// are then ended and queued again, and the plugins are stopped. Safe twice.
+func (h *Host) Stop() {
+	h.stopOnce.Do(h.shutdown)
+}
+
+func (h *Host) shutdown() {
+	h.log.Info("shutting down", "grace", h.cfg.ShutdownGrace.Std())
+	if h.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = h.server.Shutdown(ctx)
+		cancel()
+	}
+	if h.pool != nil {
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			h.pool.Stop()
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(h.cfg.ShutdownGrace.Std()):
+			h.log.Warn("running jobs did not finish within the grace period; stopping them, they are queued again")
+			h.runner.Shutdown()
+			<-stopped
+		}
+	}
+	h.teardown()
+	h.log.Info("berth stopped")
+}
+
+// teardown stops what is left, in dependency order.
+func (h *Host) teardown() {
+	if h.runner != nil {
+		h.runner.Shutdown()
+	}
+	if h.listener != nil {
+		h.listener.Stop()
+	}
+	if h.plugins != nil {
+		h.plugins.Close()
+	}
+	if h.logs != nil {
+		h.logs.Stop()
+	}
+	if h.backend != nil {
+		_ = h.backend.Close()
+	}
+}
+
+// jobLogs builds the job log backends of the configuration.
+func jobLogs(cfg *config.Config, stdout io.Writer, log hclog.Logger) (*joblog.Manager, error) {
+	var (
+		backends []joblog.Backend
+		getter   joblog.Getter
+		sweepers []joblog.Sweeper
+	)
+	for _, l := range cfg.JobLoggers {
+		level, err := joblog.ParseLevel(l.Level)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: job_loggers %s: %w", l.Name, err)
+		}
+		switch l.Name {
+		case config.LoggerStdOutput:
+			backends = append(backends, joblog.NewStdOutput(stdout, level))
+		case config.LoggerFile:
+			f, err := joblog.NewFile(l.BaseDir(), level, time.Now)
+			if err != nil {
+				return nil, fmt.Errorf("daemon: job_loggers FILE: %w", err)
+			}
+			backends = append(backends, f)
+			if getter == nil {
+				getter = f
+			}
+			if l.Sweeper != nil {
+				sweepers = append(sweepers, f.Sweeper(time.Duration(l.Sweeper.Duration)*24*time.Hour))
+			}
+		default:
+			return nil, fmt.Errorf("daemon: job_loggers: the %s backend is not supported by this version of Berth yet; use FILE or STD_OUTPUT", l.Name)
+		}
+	}
+	return joblog.NewManager(backends, getter, sweepers, time.Hour, log), nil
+}

@@ -1,0 +1,153 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure a Listener.
+type Options struct {
+	Pool *redis.Pool
+	// Handlers maps channel names to what to do with a message's payload.
+	// Handlers run on the listener's goroutine: keep them short.
+	Handlers map[string]func(payload string)
+	// OnConnect runs after every (re)subscription, in its own goroutine.
+	OnConnect func()
+	Logger    hclog.Logger
+	// PingEvery is how often the connection is checked (default 10s); a
+	// connection that answers nothing for three times that is replaced.
+	PingEvery time.Duration
+}
+
+// Listener is the pub/sub connection of a host.
+type Listener struct {
+	opts   Options
+	ready  chan struct{}
+	once   sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a Listener; Start starts it.
+func New(opts Options) *Listener {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.PingEvery <= 0 {
+		opts.PingEvery = 10 * time.Second
+	}
+	return &Listener{opts: opts, ready: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Start listens until ctx is done or Stop. It returns once the first
+// subscription is confirmed, or with ctx's error.
+func (l *Listener) Start(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.cancel = cancel
+	go func() {
+		defer close(l.done)
+		l.loop(runCtx)
+	}()
+	select {
+	case <-l.ready:
+		return nil
+	case <-ctx.Done():
+		l.Stop()
+		return ctx.Err()
+	}
+}
+
+// Stop stops listening and waits for the listener to end. Safe twice.
+func (l *Listener) Stop() {
+	if l.cancel == nil {
+		return
+	}
+	l.cancel()
+	<-l.done
+}
+
+func (l *Listener) loop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := l.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.opts.Logger.Warn("lost the Redis pub/sub connection; reconnecting", "error", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// listen subscribes on one connection and dispatches until it fails.
+func (l *Listener) listen(ctx context.Context) error {
+	conn, err := l.opts.Pool.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	psc := redis.PubSubConn{Conn: conn}
+	defer psc.Close()
+	channels := make([]any, 0, len(l.opts.Handlers))
+	for ch := range l.opts.Handlers {
+		channels = append(channels, ch)
+	}
+	if err := psc.Subscribe(channels...); err != nil {
+		return err
+	}
+	pingDone := make(chan struct{})
+	defer close(pingDone)
+	go func() {
+		t := time.NewTicker(l.opts.PingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := psc.Ping(""); err != nil {
+					return
+				}
+			case <-pingDone:
+				return
+			}
+		}
+	}()
+	subscribed := 0
+	for {
+		// A receive ends with ctx, or when nothing (not even the answer to
+		// a ping) arrived for three ping intervals.
+		rctx, cancel := context.WithTimeout(ctx, 3*l.opts.PingEvery)
+		reply := psc.ReceiveContext(rctx)
+		cancel()
+		switch m := reply.(type) {
+		case redis.Message:
+			if h := l.opts.Handlers[m.Channel]; h != nil {
+				h(string(m.Data))
+			}
+		case redis.Subscription:
+			if m.Kind == "subscribe" {
+				if subscribed++; subscribed == len(channels) {
+					l.once.Do(func() { close(l.ready) })
+					if l.opts.OnConnect != nil {
+						go l.opts.OnConnect()
+					}
+				}
+			}
+		case redis.Pong:
+		case error:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return m
+		default:
+			return errors.New("notify: unexpected pub/sub reply")
+		}
+	}
+}

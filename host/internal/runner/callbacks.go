@@ -1,0 +1,79 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/berth-dev/berth/host/internal/joblog"
+	"github.com/berth-dev/berth/host/internal/store"
+	"github.com/berth-dev/berth/sdk/proto"
+)
+
+// The runner serves the callbacks of running jobs (pluginhost.Callbacks).
+
+// Checkin records a running job's progress message.
+func (r *Runner) Checkin(ctx context.Context, jobID, message string) error {
+	a := r.lookup(jobID)
+	if a == nil {
+		return fmt.Errorf("job %s is not running on this host", jobID)
+	}
+	if message == "" {
+		return fmt.Errorf("job %s: a check-in needs a message", jobID)
+	}
+	rev, _ := a.started()
+	res, err := r.opts.Store.Checkin(ctx, jobID, rev, message)
+	if err != nil {
+		return err
+	}
+	if res.Outcome != store.Moved {
+		return fmt.Errorf("job %s is no longer running (status %s)", jobID, res.Current)
+	}
+	return nil
+}
+
+// Log appends a running job's log entries to its log.
+func (r *Runner) Log(_ context.Context, jobID string, entries []*proto.LogEntry) error {
+	a := r.lookup(jobID)
+	if a == nil {
+		return fmt.Errorf("job %s is not running on this host", jobID)
+	}
+	_, logger := a.started()
+	if logger == nil {
+		return fmt.Errorf("job %s has not started", jobID)
+	}
+	for _, e := range entries {
+		logger.Log(levelOf(e.GetLevel()), e.GetMessage())
+	}
+	return nil
+}
+
+// LaunchJob submits a sub-job of a running job.
+func (r *Runner) LaunchJob(ctx context.Context, parentID string, request []byte) ([]byte, error) {
+	if r.lookup(parentID) == nil {
+		return nil, fmt.Errorf("job %s is not running on this host", parentID)
+	}
+	if r.launcher == nil {
+		return nil, fmt.Errorf("this host cannot launch sub-jobs")
+	}
+	st, err := r.launcher(ctx, parentID, request)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(st)
+}
+
+func levelOf(l proto.LogLevel) joblog.Level {
+	switch l {
+	case proto.LogLevel_LOG_LEVEL_DEBUG:
+		return joblog.Debug
+	case proto.LogLevel_LOG_LEVEL_WARNING:
+		return joblog.Warning
+	case proto.LogLevel_LOG_LEVEL_ERROR:
+		return joblog.Error
+	case proto.LogLevel_LOG_LEVEL_FATAL:
+		return joblog.Fatal
+	default:
+		return joblog.Info
+	}
+}

@@ -1,0 +1,280 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.Cleanup()
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	berthBin  string
+	buildErr  error
+)
+
+// binary builds the berth command once per test binary.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		berthBin = filepath.Join(dir, "berth")
+		out, err := exec.Command("go", "build", "-o", berthBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return berthBin
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	url  string
+	done chan error
+}
+
+// start runs berth with env and waits until its API answers.
+func start(t *testing.T, env ...string) *process {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(binary(t))
+	cmd.Env = append(os.Environ(),
+		"CORE_SECRET=s3cret", "JOB_SERVICE_PORT="+strconv.Itoa(port),
+		"BERTH_PLUGINS_DIR="+plugintest.Dir(t, "demo"), "BERTH_SHUTDOWN_GRACE=2s")
+	cmd.Env = append(cmd.Env, env...)
+	p := &process{cmd: cmd, out: &syncBuffer{}, url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("berth output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/api/v1/stats")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("berth exited before serving: %v\n%s", err, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("berth did not serve within 20s:\n%s", p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// children lists the pids whose parent is pid.
+func children(t *testing.T, pid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) && fields[0] != "Z" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func waitGone(t *testing.T, pids []int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d still alive after %s", pid, within)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func submit(t *testing.T, p *process) {
+	t.Helper()
+	body := `{"job":{"name":"DEMO","parameters":{"image":"demo","hold_seconds":3600},"metadata":{"kind":"Generic"}}}`
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/api/v1/jobs", strings.NewReader(body))
+	req.Header.Set("Authorization", "Harbor-Secret s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d", resp.StatusCode)
+	}
+}
+
+func TestSIGTERMStopsGracefully(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Shared(t)
+	p := start(t, "JOB_SERVICE_POOL_REDIS_URL="+srv.URL(), "JOB_SERVICE_POOL_REDIS_NAMESPACE="+srv.Namespace(t))
+	submit(t, p)
+	plugins := children(t, p.cmd.Process.Pid)
+	if len(plugins) != 1 {
+		t.Fatalf("berth has children %v, want its one plugin", plugins)
+	}
+	time.Sleep(200 * time.Millisecond) // let the job start holding
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("berth exited with %v after SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("berth did not exit within 20s of SIGTERM")
+	}
+	waitGone(t, plugins, 5*time.Second)
+	out := p.out.String()
+	for _, want := range []string{"shutting down", "running jobs did not finish within the grace period", "berth stopped"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestSIGKILLLeavesNoPluginBehind(t *testing.T) {
+	t.Parallel()
+	p := start(t) // embedded backend
+	if !strings.Contains(p.out.String(), "EMBEDDED in-memory Redis") {
+		t.Fatalf("berth on the embedded backend does not say so:\n%s", p.out.String())
+	}
+	plugins := children(t, p.cmd.Process.Pid)
+	if len(plugins) != 1 {
+		t.Fatalf("berth has children %v", plugins)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, plugins, 5*time.Second)
+}
+
+func TestBadConfigIsAnErrorNamingTheKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		file string
+		want string
+	}{
+		{"BadEnvPort", []string{"JOB_SERVICE_PORT=abc"}, "", "JOB_SERVICE_PORT"},
+		{"UnknownKey", nil, "porrt: 1\n", "porrt"},
+		{"BadWorkers", nil, "worker_pool:\n  workers: 0\n", "worker_pool.workers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{}
+			if tc.file != "" {
+				path := filepath.Join(t.TempDir(), "config.yml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "-c", path)
+			}
+			cmd := exec.Command(binary(t), args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+				t.Fatalf("exit code %d, want 1:\n%s", code, out)
+			}
+			first, _ := bufio.NewReader(bytes.NewReader(out)).ReadString('\n')
+			if !strings.Contains(string(out), tc.want) || !strings.HasPrefix(first, "berth:") {
+				t.Fatalf("output does not name %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
