@@ -1,0 +1,53 @@
+# Berth: make help lists the targets.
+
+GO        ?= go
+BIN       := bin
+PLUGINS   := $(notdir $(patsubst %/main.go,%,$(wildcard plugins/*/main.go)))
+# The API secret of `make run` (the API refuses every call without one).
+CORE_SECRET ?= berth-dev-secret
+# Optional configuration file for `make run`; without it Berth uses its
+# defaults and, with no Redis URL, the embedded in-memory backend.
+CONFIG    ?=
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help build run test bench proto lint deps redis-server clean
+
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## Build bin/berth and every plugin into bin/plugins/.
+	$(GO) build -o $(BIN)/berth ./host
+	@mkdir -p $(BIN)/plugins
+	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; done
+
+run: build ## Start Berth with its plugins (embedded Redis unless one is configured).
+	CORE_SECRET=$(CORE_SECRET) BERTH_PLUGINS_DIR=$(BIN)/plugins ./$(BIN)/berth $(if $(CONFIG),-c $(CONFIG))
+
+test: deps build lint ## Vet, check formatting, and run every test with the race detector.
+	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
+
+bench: deps build ## Measure Berth against raw gocraft/work on a real Redis.
+	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) run ./host/internal/bench -plugins $(CURDIR)/$(BIN)/plugins -out $(BIN)/bench.json
+
+proto: ## Regenerate sdk/proto from berth.proto (needs protoc).
+	@command -v protoc >/dev/null || { $(SUDO) apt-get install -y protobuf-compiler || { $(SUDO) apt-get update && $(SUDO) apt-get install -y protobuf-compiler; }; }
+	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \
+	       --plugin=protoc-gen-go-grpc=$$($(GO) tool -n protoc-gen-go-grpc) \
+	       -I sdk/proto --go_out=sdk/proto --go_opt=paths=source_relative \
+	       --go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative sdk/proto/berth.proto
+
+lint: ## gofmt and go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would rewrite:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+deps: redis-server ## Install what the tests need (Debian's redis-server).
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Debian's redis-server (the tests start their own servers)"; \
+	  $(SUDO) apt-get install -y redis-server >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y redis-server >/dev/null; }; }
+	@redis-server --version
+
+clean: ## Remove bin/.
+	rm -rf $(BIN)
