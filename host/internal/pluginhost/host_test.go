@@ -137,7 +137,7 @@ func TestDescribe(t *testing.T) {
 	for _, jt := range got {
 		names = append(names, jt.Name)
 	}
-	if want := "BAD_STDERR,DEMO,HANG,NOOP,PROPS,SPAWN"; strings.Join(names, ",") != want {
+	if want := "BAD_STDERR,DEMO,HANG,NOOP,PRINT,PROPS,SPAWN"; strings.Join(names, ",") != want {
 		t.Fatalf("job names = %v, want %s", names, want)
 	}
 	demo, ok := b.host.JobType("DEMO")
@@ -344,6 +344,68 @@ func TestPoisonedStderrCannotCrashTheHost(t *testing.T) {
 			t.Fatalf("poison lines not in the host log:\n%s", logged)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPluginStdoutAndStderrReachTheHostLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "fixture")
+	res, err := b.host.Run(context.Background(), pluginhost.RunRequest{Name: "PRINT", JobID: "000000000000000000000007",
+		Parameters: params(t, map[string]any{"text": "hello from the plugin"})})
+	if err != nil || res.Err != "" {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logged := b.log.String()
+		if strings.Contains(logged, "plugin.fixture: stdout: hello from the plugin: stream=stdout") &&
+			strings.Contains(logged, "plugin.fixture: stderr: hello from the plugin: stream=stderr") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the plugin's prints are not in the host log:\n%s", logged)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPluginExitsWhenItsParentDies starts the demo plugin under a shell,
+// without the host's parent-death signal, kills the shell with SIGKILL and
+// checks that the plugin notices and exits by itself.
+func TestPluginExitsWhenItsParentDies(t *testing.T) {
+	t.Parallel()
+	sh := exec.Command("sh", "-c", `"$PLUGIN" & echo $!; wait`)
+	sh.Env = append(os.Environ(), "PLUGIN="+plugintest.Binary(t, "demo"),
+		proto.Handshake.MagicCookieKey+"="+proto.Handshake.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_MIN_PORT=0", "PLUGIN_MAX_PORT=0")
+	out, err := sh.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sh.Process.Kill(); _ = sh.Wait() })
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		t.Fatalf("read the plugin's pid: %v", err)
+	}
+	// Wait for the handshake line: the plugin is serving.
+	line := make([]byte, 512)
+	if _, err := out.Read(line); err != nil {
+		t.Fatalf("the plugin did not start: %v", err)
+	}
+	if err := sh.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = sh.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("plugin pid %d outlived its parent by 5s", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
