@@ -275,8 +275,8 @@ func isCursor(c string) bool {
 }
 
 // sendPage answers a listing: a JSON array of {"job":{...}} (never null),
-// with the headers Total-Count and, if withCursor and the page has one,
-// Next-Cursor.
+// with the headers Total-Count (unless the total is unknown, negative) and,
+// if withCursor and the page has one, Next-Cursor.
 func sendPage(x *exchange, page *job.Page, withCursor bool) error {
 	if page == nil {
 		page = &job.Page{}
@@ -291,7 +291,9 @@ func sendPage(x *exchange, page *job.Page, withCursor bool) error {
 	if err != nil {
 		return err
 	}
-	x.Header().Set("Total-Count", strconv.FormatInt(page.Total, 10))
+	if page.Total >= 0 {
+		x.Header().Set("Total-Count", strconv.FormatInt(page.Total, 10))
+	}
 	if withCursor && page.NextCursor != "" {
 		x.Header().Set("Next-Cursor", page.NextCursor)
 	}

@@ -19,9 +19,11 @@ import (
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/joblog"
 	"github.com/berth-dev/berth/host/internal/notify"
+	"github.com/berth-dev/berth/host/internal/period"
 	"github.com/berth-dev/berth/host/internal/pluginhost"
 	"github.com/berth-dev/berth/host/internal/queue"
 	"github.com/berth-dev/berth/host/internal/redisx"
+	"github.com/berth-dev/berth/host/internal/requeue"
 	"github.com/berth-dev/berth/host/internal/runner"
 	"github.com/berth-dev/berth/host/internal/service"
 	"github.com/berth-dev/berth/host/internal/store"
@@ -44,16 +46,18 @@ type Host struct {
 	cfg  *config.Config
 	log  hclog.Logger
 
-	backend  *redisx.Backend
-	store    *store.Store
-	logs     *joblog.Manager
-	runner   *runner.Runner
-	plugins  *pluginhost.Host
-	pool     *queue.Pool
-	listener *notify.Listener
-	server   *http.Server
-	addr     net.Addr
-	errs     chan error
+	backend   *redisx.Backend
+	store     *store.Store
+	logs      *joblog.Manager
+	runner    *runner.Runner
+	plugins   *pluginhost.Host
+	pool      *queue.Pool
+	requeuer  *requeue.Requeuer
+	scheduler *period.Scheduler
+	listener  *notify.Listener
+	server    *http.Server
+	addr      net.Addr
+	errs      chan error
 
 	stopOnce sync.Once
 }
@@ -89,8 +93,9 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		return err
 	}
 	h.store = store.New(h.backend.Pool(), store.Options{
-		Namespace: cfg.WorkerPool.RedisPool.Namespace,
-		TTL:       store.TTLs{Success: cfg.Stats.SuccessTTL.Std(), Stopped: cfg.Stats.StoppedTTL.Std(), Error: cfg.Stats.ErrorTTL.Std()},
+		Namespace:     cfg.WorkerPool.RedisPool.Namespace,
+		MaxExecutions: cfg.Periodic.MaxExecutions,
+		TTL:           store.TTLs{Success: cfg.Stats.SuccessTTL.Std(), Stopped: cfg.Stats.StoppedTTL.Std(), Error: cfg.Stats.ErrorTTL.Std()},
 	})
 	if h.logs, err = jobLogs(cfg, h.opts.Stdout, h.log.Named("joblog")); err != nil {
 		return err
@@ -113,8 +118,10 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	}); err != nil {
 		return err
 	}
+	h.requeuer = requeue.New(requeue.Options{Store: h.store, Logger: h.log.Named("requeue")})
+	h.scheduler = period.New(period.Options{Store: h.store, Logger: h.log.Named("period")})
 	svc := service.New(service.Options{
-		Store: h.store, Plugins: h.plugins, Runner: h.runner, Logs: h.logs,
+		Store: h.store, Plugins: h.plugins, Runner: h.runner, Logs: h.logs, Scheduler: h.scheduler,
 		LogLimit: int64(cfg.MaxRetrieveSizeMB) << 20,
 		Config: job.PoolConfig{RedisPoolConfig: job.RedisPoolConfig{
 			RedisURL: cfg.WorkerPool.RedisPool.RedisURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
@@ -138,6 +145,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		Handlers: map[string]func(string){
 			h.store.Keys().Signals():  h.runner.OnSignal,
 			h.store.Keys().Doorbell(): func(string) { h.pool.Wake() },
+			h.store.Keys().Timer():    h.requeuer.OnTimer,
 		},
 		OnConnect: h.runner.Resync,
 		Logger:    h.log.Named("notify"),
@@ -149,6 +157,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		return err
 	}
 	h.pool.Start()
+	h.requeuer.Start(ctx)
+	h.scheduler.Start(ctx)
 	if err = h.serve(api.New(svc, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api")})); err != nil {
 		return err
 	}
@@ -229,6 +239,12 @@ func (h *Host) shutdown() {
 
 // teardown stops what is left, in dependency order.
 func (h *Host) teardown() {
+	if h.scheduler != nil {
+		h.scheduler.Stop()
+	}
+	if h.requeuer != nil {
+		h.requeuer.Stop()
+	}
 	if h.runner != nil {
 		h.runner.Shutdown()
 	}

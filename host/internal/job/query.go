@@ -23,7 +23,8 @@ type Query struct {
 // Page is one page of a listing.
 type Page struct {
 	Jobs []*Stats
-	// Total is the number of jobs in the whole listing.
+	// Total is the number of jobs in the whole listing; negative when it
+	// is not known (a cursor listing).
 	Total int64
 	// NextCursor continues the listing; "0" when it is done.
 	NextCursor string

@@ -203,7 +203,10 @@ func (r *Runner) run(base context.Context, a *attempt, jt pluginhost.JobType, j 
 	a.cancel = cancel
 	a.mu.Unlock()
 
-	params, err := json.Marshal(j.Args)
+	// The parameters as submitted (the stats keep Go's JSON of them; the
+	// queue entry may have been re-encoded by gocraft/work's Lua, which
+	// turns an empty array into an object).
+	params, err := json.Marshal(st.Parameters)
 	if err != nil {
 		return outcome{err: "parameters cannot be encoded: " + err.Error()}
 	}

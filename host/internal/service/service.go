@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/joblog"
+	"github.com/berth-dev/berth/host/internal/period"
 	"github.com/berth-dev/berth/host/internal/pluginhost"
 	"github.com/berth-dev/berth/host/internal/queue"
 	"github.com/berth-dev/berth/host/internal/store"
@@ -27,6 +28,9 @@ type Signaller interface {
 	Signal(id string, op job.Action)
 }
 
+// Kicker starts a pass of the periodic scheduler.
+type Kicker interface{ Kick() }
+
 // LogReader reads job logs.
 type LogReader interface {
 	Get(ctx context.Context, jobID string, limit int64) ([]byte, error)
@@ -38,6 +42,9 @@ type Options struct {
 	Plugins Plugins
 	Runner  Signaller
 	Logs    LogReader
+	// Scheduler, when set, is kicked when a periodic policy is created so
+	// that its first executions exist at once.
+	Scheduler Kicker
 	// LogLimit bounds the bytes of a log read (max_retrieve_size_mb).
 	LogLimit int64
 	// Config is the answer of GET /api/v1/config.
@@ -71,7 +78,12 @@ func (s *Service) submit(ctx context.Context, req *job.RequestJob, upstream stri
 		return nil, job.BadRequest(fmt.Sprintf("job name %q is unknown: this service runs %s", req.Name, s.names()))
 	}
 	if req.Metadata.Kind == job.Periodic {
-		return nil, job.BadRequest("Periodic jobs are not supported by this version of Berth yet")
+		if upstream != "" {
+			return nil, job.BadRequest("a job cannot launch a Periodic sub-job")
+		}
+		if _, err := period.Parse(req.Metadata.CronSpec); err != nil {
+			return nil, job.BadRequest(fmt.Sprintf(`"job.metadata.cron_spec": %v`, err))
+		}
 	}
 	if req.StatusHook != "" && !strings.HasPrefix(req.StatusHook, "http://") && !strings.HasPrefix(req.StatusHook, "https://") {
 		return nil, job.BadRequest(fmt.Sprintf(`"job.status_hook" is %q: it must be an http:// or https:// URL`, req.StatusHook))
@@ -94,8 +106,21 @@ func (s *Service) submit(ctx context.Context, req *job.RequestJob, upstream stri
 		WebHookURL: req.StatusHook, Parameters: req.Parameters, UpstreamJobID: upstream,
 	}
 	st.RefLink = job.RefLink(st.ID)
-	if req.Metadata.Kind == job.KindScheduled {
+	switch req.Metadata.Kind {
+	case job.KindScheduled:
 		st.Status, st.RunAt = job.Scheduled, now+int64(req.Metadata.ScheduleDelay)
+	case job.Periodic:
+		// Harbor's policies are Scheduled, never unique, and carry a
+		// numeric ID (here: unique per policy, not the creation second).
+		st.Status, st.Unique, st.CronSpec = job.Scheduled, false, req.Metadata.CronSpec
+		st.NumericPolicyID = time.Now().UnixNano()
+		if err := s.st.CreatePolicy(ctx, st); err != nil {
+			return nil, err
+		}
+		if s.opts.Scheduler != nil {
+			s.opts.Scheduler.Kick()
+		}
+		return st, nil
 	}
 	if err := s.st.Create(ctx, st); err != nil {
 		return nil, err
@@ -131,9 +156,7 @@ func (s *Service) Get(ctx context.Context, id string) (*job.Stats, error) {
 // Action stops, cancels or retries a job.
 func (s *Service) Action(ctx context.Context, id string, action job.Action) error {
 	switch action {
-	case job.ActionStop, job.ActionCancel:
-	case job.ActionRetry:
-		return fmt.Errorf("%w: retry is not supported by this version of Berth yet", job.ErrUnknownAction)
+	case job.ActionStop, job.ActionCancel, job.ActionRetry:
 	default:
 		return fmt.Errorf("%w: %q", job.ErrUnknownAction, action)
 	}
@@ -141,8 +164,12 @@ func (s *Service) Action(ctx context.Context, id string, action job.Action) erro
 	if err != nil {
 		return err
 	}
+	if action == job.ActionRetry {
+		return s.retry(ctx, st)
+	}
 	if st.Kind == job.Periodic {
-		return job.BadRequest("Periodic jobs are not supported by this version of Berth yet")
+		_, err := s.st.StopPolicy(ctx, id, action)
+		return err
 	}
 	out, _, err := s.st.Stop(ctx, st, action)
 	if err != nil {
@@ -151,6 +178,23 @@ func (s *Service) Action(ctx context.Context, id string, action job.Action) erro
 	if out == store.StopSignalled {
 		// The job may run here: do not wait for the pub/sub round trip.
 		s.opts.Runner.Signal(id, action)
+	}
+	return nil
+}
+
+func (s *Service) retry(ctx context.Context, st *job.Stats) error {
+	if st.Kind == job.Periodic {
+		return &job.StatusMismatchError{ID: st.ID, Action: job.ActionRetry, Status: st.Status}
+	}
+	res, err := s.st.Retry(ctx, st)
+	if err != nil {
+		return err
+	}
+	switch res.Outcome {
+	case store.Missing:
+		return fmt.Errorf("%w: %s", job.ErrNotFound, st.ID)
+	case store.Refused:
+		return &job.StatusMismatchError{ID: st.ID, Action: job.ActionRetry, Status: res.Current}
 	}
 	return nil
 }
@@ -171,14 +215,81 @@ func (s *Service) Log(ctx context.Context, id string) ([]byte, error) {
 	return b, err
 }
 
-// List is not implemented yet.
-func (s *Service) List(context.Context, job.Query) (*job.Page, error) {
-	return nil, errors.New("listing jobs is not supported by this version of Berth yet")
+// List lists jobs: kind=Scheduled the jobs waiting for their run time
+// (paged, with their total), kind=Periodic the active periodic policies,
+// otherwise every job through a Redis SCAN cursor (Next-Cursor; no total).
+func (s *Service) List(ctx context.Context, q job.Query) (*job.Page, error) {
+	switch q.Kind {
+	case job.KindScheduled:
+		jobs, total, err := s.st.ListScheduled(ctx, q.PageNumber, q.PageSize)
+		if err != nil {
+			return nil, err
+		}
+		return &job.Page{Jobs: jobs, Total: total}, nil
+	case job.Periodic:
+		all, err := s.st.ListPolicies(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return page(all, q), nil
+	}
+	jobs, next, err := s.st.Scan(ctx, q.Cursor, q.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	if q.Kind != "" {
+		kept := jobs[:0]
+		for _, j := range jobs {
+			if j.Kind == q.Kind {
+				kept = append(kept, j)
+			}
+		}
+		jobs = kept
+	}
+	return &job.Page{Jobs: jobs, Total: -1, NextCursor: next}, nil
 }
 
-// Executions is not implemented yet.
-func (s *Service) Executions(context.Context, string, job.Query) (*job.Page, error) {
-	return nil, errors.New("listing executions is not supported by this version of Berth yet")
+// Executions lists the executions of a periodic policy or the sub-jobs of
+// a job, newest first; non_dead_only keeps those that have not ended.
+func (s *Service) Executions(ctx context.Context, id string, q job.Query) (*job.Page, error) {
+	st, err := s.st.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Kind != job.Periodic {
+		has, err := s.st.HasExecutions(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !has {
+			return nil, fmt.Errorf("%w: %s is a %s job and has launched no sub-job", job.ErrNotPeriodic, id, st.Kind)
+		}
+	}
+	all, err := s.st.Executions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if q.NonDeadOnly {
+		kept := all[:0]
+		for _, e := range all {
+			if !e.Status.Final() {
+				kept = append(kept, e)
+			}
+		}
+		all = kept
+	}
+	return page(all, q), nil
+}
+
+// page cuts page q.PageNumber out of all.
+func page(all []*job.Stats, q job.Query) *job.Page {
+	p := &job.Page{Total: int64(len(all)), Jobs: []*job.Stats{}}
+	start := (q.PageNumber - 1) * q.PageSize
+	if q.PageNumber < 1 || q.PageSize < 1 || start >= len(all) {
+		return p
+	}
+	p.Jobs = all[start:min(start+q.PageSize, len(all))]
+	return p
 }
 
 // WorkerPools lists the worker pools that share this Redis namespace.

@@ -29,10 +29,24 @@ func (k Keys) Stats(id string) string { return k.prefix + "job_stats:" + id }
 func (k Keys) StatsPattern() string { return k.prefix + "job_stats:*" }
 
 // StatsID returns the job ID of a stats key.
-func (k Keys) StatsID(key string) string { return key[len(k.prefix)+len("job_stats:"):] }
+func (k Keys) StatsID(key string) string { return key[len(k.StatsPrefix()):] }
 
 // Executions is the sorted set of a periodic policy's executions.
 func (k Keys) Executions(policyID string) string { return k.prefix + "executions:" + policyID }
+
+// StatsPrefix is the prefix of every stats key: StatsPrefix()+id is
+// Stats(id).
+func (k Keys) StatsPrefix() string { return k.prefix + "job_stats:" }
+
+// Policies is the set of the IDs of active periodic policies.
+func (k Keys) Policies() string { return k.prefix + "berth:policies" }
+
+// JobLog is the key of a job's log in Redis (the REDIS job logger).
+func (k Keys) JobLog(id string) string { return k.prefix + "berth:log:" + id }
+
+// Timer is the pub/sub channel on which the run time of every job put in
+// the scheduled set is published, to wake the hosts' requeuers early.
+func (k Keys) Timer() string { return k.prefix + "berth:timer" }
 
 // Signals is the pub/sub channel of stop and cancel requests.
 func (k Keys) Signals() string { return k.prefix + "berth:signals" }
@@ -44,7 +58,10 @@ func (k Keys) Doorbell() string { return k.prefix + "berth:doorbell" }
 // gocraft/work's keys, spelled as gocraft/work v0.5.1 spells them.
 
 // Jobs is the queue (list) of a job name.
-func (k Keys) Jobs(name string) string { return k.prefix + "jobs:" + name }
+func (k Keys) Jobs(name string) string { return k.JobsPrefix() + name }
+
+// JobsPrefix is the prefix of every queue key.
+func (k Keys) JobsPrefix() string { return k.prefix + "jobs:" }
 
 // Paused marks the queue of a job name paused (gocraft/work and Harbor's
 // dashboard).

@@ -19,14 +19,31 @@ local function reply(tag, key)
   table.insert(out, 1, tag)
   return out
 end
-local function push(mode, key, entry, score, known, name, doorbell)
+local function push(mode, key, entry, score, known, name, doorbell, timer)
   if mode == 'list' then
     redis.call('lpush', key, entry)
     redis.call('publish', doorbell, name)
   elseif mode == 'zset' then
     redis.call('zadd', key, score, entry)
+    redis.call('publish', timer, score)
   end
   if mode ~= 'none' then redis.call('sadd', known, name) end
+end
+-- link adds job id to an executions set at score and keeps the set within
+-- cap members by dropping the oldest ones that have ended (their stats go
+-- with them); executions still to run are never dropped.
+local function link(key, score, id, cap, prefix, ttl)
+  redis.call('zadd', key, score, id)
+  if ttl > 0 then redis.call('expire', key, ttl) end
+  local over = redis.call('zcard', key) - cap
+  if cap <= 0 or over <= 0 then return end
+  for _, m in ipairs(redis.call('zrange', key, 0, over - 1)) do
+    local st = redis.call('hget', prefix .. m, 'status')
+    if not st or st == 'Stopped' or st == 'Success' or (st == 'Error' and not redis.call('hget', prefix .. m, 'retry_at')) then
+      redis.call('zrem', key, m)
+      redis.call('del', prefix .. m)
+    end
+  end
 end
 local function set_ttl(key, ttl)
   if ttl > 0 then redis.call('expire', key, ttl) else redis.call('persist', key) end
@@ -47,21 +64,53 @@ end
 `
 
 // scriptCreate writes a new job's stats and queues its entry, refusing a
-// duplicate unique job.
+// duplicate unique job, and links a sub-job to its parent's executions.
 //
-// KEYS: stats, queue (list or zset), known_jobs, [unique]
+// KEYS: stats, queue (list or zset), known_jobs, unique (or stats again),
+//
+//	parent's executions (or stats again)
+//
 // ARGV: mode (list|zset|none), entry, score, name, id, doorbell channel,
 //
-//	field, value, ...
-var scriptCreate = redis.NewScript(-1, luaRule+`
+//	timer channel, unique (1|0), link (1|0), executions cap, stats key
+//	prefix, executions ttl, field, value, ...
+var scriptCreate = redis.NewScript(5, luaRule+`
 if redis.call('exists', KEYS[1]) == 1 then return {'exists'} end
-if #KEYS >= 4 then
+if ARGV[8] == '1' then
   if not redis.call('set', KEYS[4], ARGV[5], 'NX', 'EX', 86400) then
     return {'dup', redis.call('get', KEYS[4]) or ''}
   end
 end
-redis.call('hset', KEYS[1], unpack(ARGV, 7))
-push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4], ARGV[6])
+redis.call('hset', KEYS[1], unpack(ARGV, 13))
+push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4], ARGV[6], ARGV[7])
+if ARGV[9] == '1' then
+  link(KEYS[5], ARGV[3], ARGV[5], tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12]))
+end
+return {'ok'}
+`)
+
+// scriptCreateExecution creates the execution of an active periodic
+// policy at fire time t, once: a fire time at or before the policy's last
+// one is refused, so that every host may try every fire time and exactly
+// one succeeds.
+//
+// KEYS: execution stats, scheduled, known_jobs, policy's executions,
+//
+//	policy stats
+//
+// ARGV: entry, t, name, execution id, timer channel, executions cap,
+//
+//	stats key prefix, executions ttl, field, value, ...
+var scriptCreateExecution = redis.NewScript(5, luaRule+`
+local p = redis.call('hmget', KEYS[5], 'status', 'last_fire')
+if p[1] ~= 'Scheduled' then return {'inactive'} end
+local t = tonumber(ARGV[2])
+if t <= (tonumber(p[2]) or 0) then return {'old'} end
+redis.call('hset', KEYS[5], 'last_fire', t)
+if redis.call('exists', KEYS[1]) == 1 then return {'exists'} end
+redis.call('hset', KEYS[1], unpack(ARGV, 9))
+push('zset', KEYS[2], ARGV[1], t, KEYS[3], ARGV[3], '', ARGV[5])
+link(KEYS[4], t, ARGV[4], tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8]))
 return {'ok'}
 `)
 
@@ -115,12 +164,12 @@ else to_rev = tonumber(ARGV[2]) end
 if cur[1] == to and to_rev == rev then return reply('same', KEYS[1]) end
 if not can_move(cur[1], rev, to, to_rev) then return {'refused', cur[1], tostring(rev)} end
 redis.call('hset', KEYS[1], 'status', to, 'revision', to_rev, 'update_time', now)
-for i = 10, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   if ARGV[i+1] == '' then redis.call('hdel', KEYS[1], ARGV[i])
   else redis.call('hset', KEYS[1], ARGV[i], ARGV[i+1]) end
 end
 set_ttl(KEYS[1], tonumber(ARGV[4]))
-if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9]) end
+if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9], ARGV[10]) end
 return reply('ok', KEYS[1])
 `)
 
@@ -180,4 +229,93 @@ redis.call('hdel', KEYS[1], 'retry_at')
 set_ttl(KEYS[1], tonumber(ARGV[3]))
 if KEYS[5] ~= KEYS[1] and redis.call('get', KEYS[5]) == id then redis.call('del', KEYS[5]) end
 return reply('stopped', KEYS[1])
+`)
+
+// scriptRetry re-runs a job in Error now, in a new revision, with a fresh
+// failure count; a job waiting for an automatic retry leaves the retry set.
+//
+// KEYS: stats, queue, known_jobs, retry
+// ARGV: now, entry, name, doorbell channel
+var scriptRetry = redis.NewScript(4, luaRule+`
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'id')
+if not cur[1] then return {'missing'} end
+if cur[1] ~= 'Error' then return {'refused', cur[1]} end
+local now = tonumber(ARGV[1])
+local retry_at = tonumber(cur[3]) or 0
+if retry_at > 0 then zrem_job(KEYS[4], retry_at - 5, retry_at + 5, cur[4]) end
+redis.call('hset', KEYS[1], 'status', 'Pending', 'revision', math.max(now, (tonumber(cur[2]) or 0) + 1), 'update_time', now)
+redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
+redis.call('persist', KEYS[1])
+push('list', KEYS[2], ARGV[2], 0, KEYS[3], ARGV[3], ARGV[4], '')
+return reply('ok', KEYS[1])
+`)
+
+// scriptStopPolicy unschedules a periodic policy and stops its executions
+// that have not started: a scheduled one leaves the scheduled set, a
+// pending one is marked so that no worker runs it.
+//
+// KEYS: policy stats, policies, policy's executions, scheduled
+// ARGV: op, now, stopped ttl, stats key prefix, policy id
+var scriptStopPolicy = redis.NewScript(4, luaRule+`
+local st = redis.call('hget', KEYS[1], 'status')
+if not st then return {'missing'} end
+redis.call('srem', KEYS[2], ARGV[5])
+if st ~= 'Scheduled' then return {'final', st} end
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local function stop(key)
+  redis.call('hset', key, 'status', 'Stopped', 'update_time', now, 'op_command', ARGV[1])
+  set_ttl(key, ttl)
+end
+stop(KEYS[1])
+local n = 0
+for _, m in ipairs(redis.call('zrange', KEYS[3], 0, -1)) do
+  local key = ARGV[4] .. m
+  local c = redis.call('hmget', key, 'status', 'run_at')
+  if c[1] == 'Scheduled' then
+    local at = tonumber(c[2]) or 0
+    zrem_job(KEYS[4], at, at, m)
+    stop(key)
+    n = n + 1
+  elseif c[1] == 'Pending' then
+    stop(key)
+    n = n + 1
+  end
+end
+if ttl > 0 then redis.call('expire', KEYS[3], ttl) end
+return {'stopped', tostring(n)}
+`)
+
+// scriptMoveDue moves the entries of the scheduled and retry sets that
+// are due into their queues, as gocraft/work's own requeuer does once a
+// second, but at the due second, and rings the doorbell for each. The
+// entry's bytes are queued as they are (no re-encoding). It answers how
+// many it moved, how many malformed entries it dropped, and the score of
+// the next entry not yet due (” when none).
+//
+// KEYS: scheduled, retry
+// ARGV: now, jobs key prefix, doorbell channel, limit
+var scriptMoveDue = redis.NewScript(2, `
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
+local moved, bad = 0, 0
+local next_at = nil
+for _, set in ipairs(KEYS) do
+  for _, m in ipairs(redis.call('zrangebyscore', set, '-inf', now, 'LIMIT', 0, limit)) do
+    if redis.call('zrem', set, m) == 1 then
+      local ok, j = pcall(cjson.decode, m)
+      if ok and type(j) == 'table' and type(j['name']) == 'string' then
+        redis.call('lpush', ARGV[2] .. j['name'], m)
+        redis.call('publish', ARGV[3], j['name'])
+        moved = moved + 1
+      else
+        bad = bad + 1
+      end
+    end
+  end
+  local first = redis.call('zrange', set, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local at = tonumber(first[2])
+    if next_at == nil or at < next_at then next_at = at end
+  end
+end
+return {moved, bad, next_at and tostring(next_at) or ''}
 `)

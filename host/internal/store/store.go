@@ -19,10 +19,11 @@ type TTLs struct {
 
 // Store reads and changes jobs in Redis.
 type Store struct {
-	pool *redis.Pool
-	keys Keys
-	ttl  TTLs
-	now  func() time.Time
+	pool    *redis.Pool
+	keys    Keys
+	ttl     TTLs
+	now     func() time.Time
+	execCap int
 }
 
 // Options configure a Store.
@@ -30,6 +31,9 @@ type Options struct {
 	// Namespace, without braces.
 	Namespace string
 	TTL       TTLs
+	// MaxExecutions bounds the executions kept per periodic policy or
+	// parent job (default 100); the oldest ended ones go first.
+	MaxExecutions int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -48,7 +52,10 @@ func New(pool *redis.Pool, opts Options) *Store {
 	if opts.TTL.Error <= 0 {
 		opts.TTL.Error = 7 * 24 * time.Hour
 	}
-	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now}
+	if opts.MaxExecutions <= 0 {
+		opts.MaxExecutions = 100
+	}
+	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now, execCap: opts.MaxExecutions}
 }
 
 // Keys returns the keys of the store's namespace.
@@ -83,40 +90,39 @@ func (s *Store) run(ctx context.Context, script *redis.Script, keysAndArgs ...an
 }
 
 // Create stores the stats of a new job and makes it visible to workers in
-// the same step: a Generic job is queued, a Scheduled one waits for RunAt,
-// a Periodic policy is not queued. A unique job that duplicates one still
-// queued is refused with *job.ConflictError.
+// the same step: a Generic job is queued, a Scheduled one waits for RunAt.
+// A unique job that duplicates one still queued is refused with
+// *job.ConflictError. A job with an UpstreamJobID becomes one of its
+// parent's executions.
 func (s *Store) Create(ctx context.Context, st *job.Stats) error {
 	fields, err := statsArgs(st)
 	if err != nil {
 		return err
 	}
-	mode, target := "none", s.keys.Jobs(st.Name)
-	switch {
-	case st.Kind == job.Periodic:
-	case st.Status == job.Scheduled:
+	mode, target := "list", s.keys.Jobs(st.Name)
+	if st.Status == job.Scheduled {
 		mode, target = "zset", s.keys.Scheduled()
-	default:
-		mode = "list"
 	}
-	var ent []byte
-	if mode != "none" {
-		if ent, err = entry(st); err != nil {
+	ent, err := entry(st)
+	if err != nil {
+		return err
+	}
+	statsKey := s.keys.Stats(st.ID)
+	unique, uniqueKey := "0", statsKey
+	if st.Unique {
+		if uniqueKey, err = s.keys.Unique(st.Name, nonNil(st.Parameters)); err != nil {
 			return err
 		}
+		unique = "1"
 	}
-	keys := []any{s.keys.Stats(st.ID), target, s.keys.KnownJobs()}
-	if st.Unique && mode != "none" {
-		uk, err := s.keys.Unique(st.Name, nonNil(st.Parameters))
-		if err != nil {
-			return err
-		}
-		keys = append(keys, uk)
+	link, parentKey := "0", statsKey
+	if st.UpstreamJobID != "" {
+		link, parentKey = "1", s.keys.Executions(st.UpstreamJobID)
 	}
-	args := append([]any{len(keys)}, keys...)
-	args = append(args, mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell())
-	args = append(args, fields...)
-	res, err := s.run(ctx, scriptCreate, args...)
+	args := []any{statsKey, target, s.keys.KnownJobs(), uniqueKey, parentKey,
+		mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell(), s.keys.Timer(), unique, link,
+		s.execCap, s.keys.StatsPrefix(), s.ttlOf(job.Error)}
+	res, err := s.run(ctx, scriptCreate, append(args, fields...)...)
 	if err != nil {
 		return fmt.Errorf("store: create job %s: %w", st.ID, err)
 	}
@@ -265,7 +271,7 @@ func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields 
 		keys = append(keys, s.keys.Jobs(requeue.Name), s.keys.KnownJobs())
 	}
 	args := append([]any{len(keys)}, keys...)
-	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name, s.keys.Doorbell())
+	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name, s.keys.Doorbell(), s.keys.Timer())
 	for k, v := range fields {
 		args = append(args, k, v)
 	}

@@ -1,0 +1,9 @@
+// Package period runs periodic jobs. A periodic job is a policy with a
+// 6-field cron spec (seconds first); every host looks ahead a short horizon
+// and creates, for each fire time t, the execution "<policy>@<t>" (kind
+// Scheduled, upstream_job_id = the policy) in the scheduled set. The store
+// creates each fire time's execution exactly once however many hosts try,
+// and the requeuer starts it at t.
+//
+// Cron specs are parsed by robfig/cron/v3, in UTC.
+package period

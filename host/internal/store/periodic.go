@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/job"
+)
+
+// CreatePolicy stores a periodic policy (kind Periodic, status Scheduled)
+// and makes it active.
+func (s *Store) CreatePolicy(ctx context.Context, st *job.Stats) error {
+	fields, err := statsArgs(st)
+	if err != nil {
+		return err
+	}
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("store: create policy %s: %w", st.ID, err)
+	}
+	defer conn.Close()
+	_ = conn.Send("MULTI")
+	_ = conn.Send("HSET", append([]any{s.keys.Stats(st.ID)}, fields...)...)
+	_ = conn.Send("SADD", s.keys.Policies(), st.ID)
+	if _, err := redis.DoContext(conn, ctx, "EXEC"); err != nil {
+		return fmt.Errorf("store: create policy %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// Policy is an active periodic policy.
+type Policy struct {
+	Stats *job.Stats
+	// LastFire is the latest fire time that has an execution (unix s).
+	LastFire int64
+}
+
+// Policies lists the active periodic policies.
+func (s *Store) Policies(ctx context.Context) ([]Policy, error) {
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: list policies: %w", err)
+	}
+	defer conn.Close()
+	ids, err := redis.Strings(redis.DoContext(conn, ctx, "SMEMBERS", s.keys.Policies()))
+	if err != nil {
+		return nil, fmt.Errorf("store: list policies: %w", err)
+	}
+	maps, err := s.hgetall(conn, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: list policies: %w", err)
+	}
+	var out []Policy
+	for i, m := range maps {
+		if len(m) == 0 {
+			// Expired or removed by hand: forget it.
+			_, _ = conn.Do("SREM", s.keys.Policies(), ids[i])
+			continue
+		}
+		r, err := parseMap(m)
+		if err != nil {
+			return nil, err
+		}
+		last, _ := strconv.ParseInt(m[fLastFire], 10, 64)
+		out = append(out, Policy{Stats: r.stats, LastFire: last})
+	}
+	return out, nil
+}
+
+// fLastFire is the latest fire time with an execution, on a policy.
+const fLastFire = "last_fire"
+
+// ExecutionOutcome is what CreateExecution did.
+type ExecutionOutcome int
+
+// Execution outcomes.
+const (
+	// ExecutionCreated: this call created the execution.
+	ExecutionCreated ExecutionOutcome = iota
+	// ExecutionDone: the fire time already has its execution (another host
+	// made it), or is older than the policy's latest one.
+	ExecutionDone
+	// PolicyInactive: the policy is stopped or gone.
+	PolicyInactive
+)
+
+// CreateExecution creates the execution of policy p at fire time t (unix
+// s): stats of kind Scheduled with upstream_job_id = the policy, and an
+// entry in the scheduled set. Every host may call it for every fire time;
+// exactly one creates the execution.
+func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (ExecutionOutcome, error) {
+	now := s.Now()
+	ex := &job.Stats{
+		ID: job.ExecutionID(p.ID, t), Name: p.Name, Kind: job.KindScheduled, Status: job.Scheduled,
+		CronSpec: p.CronSpec, EnqueueTime: now, UpdateTime: now, RunAt: t, WebHookURL: p.WebHookURL,
+		UpstreamJobID: p.ID, Parameters: p.Parameters, Revision: now,
+	}
+	ex.RefLink = job.RefLink(ex.ID)
+	fields, err := statsArgs(ex)
+	if err != nil {
+		return 0, err
+	}
+	ent, err := entry(ex)
+	if err != nil {
+		return 0, err
+	}
+	args := []any{s.keys.Stats(ex.ID), s.keys.Scheduled(), s.keys.KnownJobs(), s.keys.Executions(p.ID), s.keys.Stats(p.ID),
+		ent, t, ex.Name, ex.ID, s.keys.Timer(), s.execCap, s.keys.StatsPrefix(), s.ttlOf(job.Error)}
+	res, err := s.run(ctx, scriptCreateExecution, append(args, fields...)...)
+	if err != nil {
+		return 0, fmt.Errorf("store: create execution %s: %w", ex.ID, err)
+	}
+	switch res[0] {
+	case "ok":
+		return ExecutionCreated, nil
+	case "old", "exists":
+		return ExecutionDone, nil
+	case "inactive":
+		return PolicyInactive, nil
+	}
+	return 0, fmt.Errorf("store: create execution %s: unexpected reply %q", ex.ID, res)
+}
+
+// StopPolicy unschedules a periodic policy and stops its executions that
+// have not started. It reports false when the policy had already ended.
+func (s *Store) StopPolicy(ctx context.Context, id string, op job.Action) (bool, error) {
+	res, err := s.run(ctx, scriptStopPolicy, s.keys.Stats(id), s.keys.Policies(), s.keys.Executions(id), s.keys.Scheduled(),
+		string(op), s.Now(), s.ttlOf(job.Stopped), s.keys.StatsPrefix(), id)
+	if err != nil {
+		return false, fmt.Errorf("store: %s policy %s: %w", op, id, err)
+	}
+	switch res[0] {
+	case "missing":
+		return false, fmt.Errorf("%w: %s", job.ErrNotFound, id)
+	case "final":
+		return false, nil
+	case "stopped":
+		return true, nil
+	}
+	return false, fmt.Errorf("store: %s policy %s: unexpected reply %q", op, id, res)
+}
+
+// Retry re-runs a job in Error now, in a new revision, with a fresh
+// failure count. Refused when the job is not in Error.
+func (s *Store) Retry(ctx context.Context, st *job.Stats) (Result, error) {
+	ent, err := entry(st)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := s.run(ctx, scriptRetry, s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.KnownJobs(), s.keys.Retry(),
+		s.Now(), ent, st.Name, s.keys.Doorbell())
+	if err != nil {
+		return Result{}, fmt.Errorf("store: retry job %s: %w", st.ID, err)
+	}
+	return s.result("retry", st.ID, res)
+}
+
+// MoveDue moves the due entries of the scheduled and retry sets into their
+// queues (at most limit from each set). It returns how many it moved, how
+// many malformed entries it dropped, and the unix second of the next entry
+// (0 when both sets are empty).
+func (s *Store) MoveDue(ctx context.Context, limit int) (moved, dropped int, next int64, err error) {
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer conn.Close()
+	vals, err := redis.Values(scriptMoveDue.DoContext(ctx, conn, s.keys.Scheduled(), s.keys.Retry(),
+		s.Now(), s.keys.JobsPrefix(), s.keys.Doorbell(), limit))
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("store: move due jobs: %w", err)
+	}
+	var nextS string
+	if _, err := redis.Scan(vals, &moved, &dropped, &nextS); err != nil {
+		return 0, 0, 0, fmt.Errorf("store: move due jobs: %w", err)
+	}
+	if nextS != "" {
+		next, _ = strconv.ParseInt(nextS, 10, 64)
+	}
+	return moved, dropped, next, nil
+}
