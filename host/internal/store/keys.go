@@ -44,6 +44,34 @@ func (k Keys) Policies() string { return k.prefix + "berth:policies" }
 // JobLog is the key of a job's log in Redis (the REDIS job logger).
 func (k Keys) JobLog(id string) string { return k.prefix + "berth:log:" + id }
 
+// HookEventsPrefix is the prefix of the lists of a job's undelivered
+// status hook events: HookEventsPrefix()+id.
+func (k Keys) HookEventsPrefix() string { return k.prefix + "berth:hook:" }
+
+// HookEvents is the list of a job's undelivered status hook events.
+func (k Keys) HookEvents(id string) string { return k.HookEventsPrefix() + id }
+
+// HooksDue is the sorted set of the jobs with hook events to deliver,
+// scored by the time (ms) their next delivery is due.
+func (k Keys) HooksDue() string { return k.prefix + "berth:hooks:due" }
+
+// HookAttempts counts the failed deliveries of each job's first event.
+func (k Keys) HookAttempts() string { return k.prefix + "berth:hooks:attempts" }
+
+// Hooks is the pub/sub channel on which the ID of a job with a new hook
+// event is published, to wake the hosts' deliverers.
+func (k Keys) Hooks() string { return k.prefix + "berth:hooks" }
+
+// Running is the sorted set of running jobs, scored by their last
+// progress (update_time), for the reaper.
+func (k Keys) Running() string { return k.prefix + "berth:running" }
+
+// ReaperLock is held by the host doing the reaper's pass.
+func (k Keys) ReaperLock() string { return k.prefix + "berth:reaper:lock" }
+
+// ReaperCursor is where the reaper's scan for hooks left off.
+func (k Keys) ReaperCursor() string { return k.prefix + "berth:reaper:cursor" }
+
 // Timer is the pub/sub channel on which the run time of every job put in
 // the scheduled set is published, to wake the hosts' requeuers early.
 func (k Keys) Timer() string { return k.prefix + "berth:timer" }

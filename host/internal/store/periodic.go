@@ -127,8 +127,9 @@ func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (Exe
 // StopPolicy unschedules a periodic policy and stops its executions that
 // have not started. It reports false when the policy had already ended.
 func (s *Store) StopPolicy(ctx context.Context, id string, op job.Action) (bool, error) {
-	res, err := s.run(ctx, scriptStopPolicy, s.keys.Stats(id), s.keys.Policies(), s.keys.Executions(id), s.keys.Scheduled(),
-		string(op), s.Now(), s.ttlOf(job.Stopped), s.keys.StatsPrefix(), id)
+	args := []any{s.keys.Stats(id), s.keys.Policies(), s.keys.Executions(id), s.keys.Scheduled(), s.keys.Retry(),
+		string(op), s.Now(), s.ttlOf(job.Stopped), s.keys.StatsPrefix(), id}
+	res, err := s.run(ctx, scriptStopPolicy, append(args, s.changeArgs()...)...)
 	if err != nil {
 		return false, fmt.Errorf("store: %s policy %s: %w", op, id, err)
 	}

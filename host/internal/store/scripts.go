@@ -30,23 +30,64 @@ local function push(mode, key, entry, score, known, name, doorbell, timer)
   if mode ~= 'none' then redis.call('sadd', known, name) end
 end
 -- link adds job id to an executions set at score and keeps the set within
--- cap members by dropping the oldest ones that have ended (their stats go
--- with them); executions still to run are never dropped.
+-- cap members by dropping, oldest first, the ones that have ended (their
+-- stats go with them); executions still to run are never dropped.
 local function link(key, score, id, cap, prefix, ttl)
   redis.call('zadd', key, score, id)
   if ttl > 0 then redis.call('expire', key, ttl) end
   local over = redis.call('zcard', key) - cap
   if cap <= 0 or over <= 0 then return end
-  for _, m in ipairs(redis.call('zrange', key, 0, over - 1)) do
-    local st = redis.call('hget', prefix .. m, 'status')
-    if not st or st == 'Stopped' or st == 'Success' or (st == 'Error' and not redis.call('hget', prefix .. m, 'retry_at')) then
+  for _, m in ipairs(redis.call('zrange', key, 0, -1)) do
+    if over <= 0 then return end
+    local c = redis.call('hmget', prefix .. m, 'status', 'retry_at')
+    if not c[1] or c[1] == 'Stopped' or c[1] == 'Success' or (c[1] == 'Error' and not c[2]) then
       redis.call('zrem', key, m)
       redis.call('del', prefix .. m)
+      over = over - 1
     end
   end
 end
 local function set_ttl(key, ttl)
   if ttl > 0 then redis.call('expire', key, ttl) else redis.call('persist', key) end
+end
+-- Scripts that change statuses take six trailing ARGV (see
+-- Store.changeArgs): running index, event list prefix, due set, hooks
+-- channel, cap, now in ms.
+--
+-- track keeps the index of running jobs (by last progress) in step with
+-- the job's status.
+local function track(key)
+  local n = #ARGV
+  local st = redis.call('hmget', key, 'status', 'id', 'update_time')
+  if not st[2] then return end
+  if st[1] == 'Running' then
+    redis.call('zadd', ARGV[n-5], tonumber(st[3]) or 0, st[2])
+  else
+    redis.call('zrem', ARGV[n-5], st[2])
+  end
+end
+-- emit queues a status hook event of the job whose stats are at key, when
+-- the job has a hook: a snapshot of its stats (and the check-in message of
+-- a check-in event) appended to the job's event list, and the job made due
+-- for delivery. A check-in is not queued when the job already has cap
+-- events waiting (status changes always are). It also updates the running
+-- index.
+local function emit(key, checkin)
+  track(key)
+  local n = #ARGV
+  local prefix, due, chan, cap, now_ms = ARGV[n-4], ARGV[n-3], ARGV[n-2], tonumber(ARGV[n-1]), ARGV[n]
+  local url = redis.call('hget', key, 'web_hook_url')
+  if not url or url == '' then return end
+  local id = redis.call('hget', key, 'id')
+  local list = prefix .. id
+  if checkin and redis.call('llen', list) >= cap then return end
+  local flat = redis.call('hgetall', key)
+  local snap = {}
+  for i = 1, #flat, 2 do snap[flat[i]] = flat[i+1] end
+  redis.call('rpush', list, cjson.encode({s = snap, c = checkin or ''}))
+  redis.call('expire', list, 604800)
+  redis.call('zadd', due, 'NX', now_ms, id)
+  redis.call('publish', chan, id)
 end
 -- zrem_job removes the entry of job id from a gocraft/work sorted set,
 -- looking only at scores in [lo, hi].
@@ -81,10 +122,10 @@ if ARGV[8] == '1' then
     return {'dup', redis.call('get', KEYS[4]) or ''}
   end
 end
-redis.call('hset', KEYS[1], unpack(ARGV, 13))
+redis.call('hset', KEYS[1], unpack(ARGV, 14))
 push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4], ARGV[6], ARGV[7])
 if ARGV[9] == '1' then
-  link(KEYS[5], ARGV[3], ARGV[5], tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12]))
+  link(KEYS[5], ARGV[13], ARGV[5], tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12]))
 end
 return {'ok'}
 `)
@@ -120,7 +161,7 @@ return {'ok'}
 // ends Stopped instead.
 //
 // KEYS: stats
-// ARGV: now, stopped ttl
+// ARGV: now, stopped ttl, change args (6)
 var scriptStart = redis.NewScript(1, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'op_command', 'retry_at')
 local status = cur[1]
@@ -132,6 +173,7 @@ if status == 'Running' and cur[3] and cur[3] ~= '' then
   redis.call('hset', KEYS[1], 'status', 'Stopped', 'update_time', now)
   redis.call('hdel', KEYS[1], 'retry_at')
   set_ttl(KEYS[1], tonumber(ARGV[2]))
+  emit(KEYS[1])
   return reply('stopped', KEYS[1])
 end
 if status == 'Running' or (status == 'Error' and (tonumber(cur[4]) or 0) > 0) then
@@ -141,6 +183,7 @@ if not can_move(status, rev, 'Running', to_rev) then return {'refused', status} 
 redis.call('hset', KEYS[1], 'status', 'Running', 'revision', to_rev, 'update_time', now)
 redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
 redis.call('persist', KEYS[1])
+emit(KEYS[1])
 return reply('ok', KEYS[1])
 `)
 
@@ -164,12 +207,14 @@ else to_rev = tonumber(ARGV[2]) end
 if cur[1] == to and to_rev == rev then return reply('same', KEYS[1]) end
 if not can_move(cur[1], rev, to, to_rev) then return {'refused', cur[1], tostring(rev)} end
 redis.call('hset', KEYS[1], 'status', to, 'revision', to_rev, 'update_time', now)
-for i = 11, #ARGV, 2 do
+for i = 12, 11 + 2 * tonumber(ARGV[11]), 2 do
   if ARGV[i+1] == '' then redis.call('hdel', KEYS[1], ARGV[i])
   else redis.call('hset', KEYS[1], ARGV[i], ARGV[i+1]) end
 end
 set_ttl(KEYS[1], tonumber(ARGV[4]))
 if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9], ARGV[10]) end
+-- A job queued again (Pending) is not announced, as on submission.
+if to ~= 'Pending' then emit(KEYS[1]) else track(KEYS[1]) end
 return reply('ok', KEYS[1])
 `)
 
@@ -178,7 +223,7 @@ return reply('ok', KEYS[1])
 // extra check-in within one second.
 //
 // KEYS: stats
-// ARGV: message, now, revision
+// ARGV: message, now, revision, change args (6)
 var scriptCheckin = redis.NewScript(1, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'check_in_at')
 if not cur[1] then return {'missing'} end
@@ -186,6 +231,7 @@ if cur[1] ~= 'Running' or tonumber(cur[2]) ~= tonumber(ARGV[3]) then return {'re
 local now = tonumber(ARGV[2])
 local at = math.max(now, (tonumber(cur[3]) or 0) + 1)
 redis.call('hset', KEYS[1], 'check_in', ARGV[1], 'check_in_at', at, 'update_time', now)
+emit(KEYS[1], ARGV[1])
 return reply('ok', KEYS[1])
 `)
 
@@ -198,7 +244,7 @@ return reply('ok', KEYS[1])
 //
 //	the job is not unique)
 //
-// ARGV: op, now, stopped ttl, pending entry, signals channel
+// ARGV: op, now, stopped ttl, pending entry, signals channel, change args (6)
 var scriptStop = redis.NewScript(5, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'run_at', 'op_command', 'id')
 local status = cur[1]
@@ -228,6 +274,7 @@ redis.call('hset', KEYS[1], 'status', 'Stopped', 'revision', to_rev, 'update_tim
 redis.call('hdel', KEYS[1], 'retry_at')
 set_ttl(KEYS[1], tonumber(ARGV[3]))
 if KEYS[5] ~= KEYS[1] and redis.call('get', KEYS[5]) == id then redis.call('del', KEYS[5]) end
+emit(KEYS[1])
 return reply('stopped', KEYS[1])
 `)
 
@@ -242,21 +289,25 @@ if not cur[1] then return {'missing'} end
 if cur[1] ~= 'Error' then return {'refused', cur[1]} end
 local now = tonumber(ARGV[1])
 local retry_at = tonumber(cur[3]) or 0
-if retry_at > 0 then zrem_job(KEYS[4], retry_at - 5, retry_at + 5, cur[4]) end
+-- A job waiting for its automatic retry has an entry somewhere: in the
+-- retry set (taken out here and replaced), or already back in its queue
+-- (then it runs from there, and must not be queued twice).
+local queued = retry_at > 0 and zrem_job(KEYS[4], retry_at - 5, retry_at + 5, cur[4]) == 0
 redis.call('hset', KEYS[1], 'status', 'Pending', 'revision', math.max(now, (tonumber(cur[2]) or 0) + 1), 'update_time', now)
 redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
 redis.call('persist', KEYS[1])
-push('list', KEYS[2], ARGV[2], 0, KEYS[3], ARGV[3], ARGV[4], '')
+if not queued then push('list', KEYS[2], ARGV[2], 0, KEYS[3], ARGV[3], ARGV[4], '') end
 return reply('ok', KEYS[1])
 `)
 
 // scriptStopPolicy unschedules a periodic policy and stops its executions
-// that have not started: a scheduled one leaves the scheduled set, a
-// pending one is marked so that no worker runs it.
+// that have not started: a scheduled one leaves the scheduled set, one
+// waiting for a retry leaves the retry set (in a new revision), a pending
+// one is marked so that no worker runs it.
 //
-// KEYS: policy stats, policies, policy's executions, scheduled
-// ARGV: op, now, stopped ttl, stats key prefix, policy id
-var scriptStopPolicy = redis.NewScript(4, luaRule+`
+// KEYS: policy stats, policies, policy's executions, scheduled, retry
+// ARGV: op, now, stopped ttl, stats key prefix, policy id, change args (6)
+var scriptStopPolicy = redis.NewScript(5, luaRule+`
 local st = redis.call('hget', KEYS[1], 'status')
 if not st then return {'missing'} end
 redis.call('srem', KEYS[2], ARGV[5])
@@ -265,13 +316,21 @@ local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local function stop(key)
   redis.call('hset', key, 'status', 'Stopped', 'update_time', now, 'op_command', ARGV[1])
   set_ttl(key, ttl)
+  emit(key)
 end
 stop(KEYS[1])
 local n = 0
 for _, m in ipairs(redis.call('zrange', KEYS[3], 0, -1)) do
   local key = ARGV[4] .. m
-  local c = redis.call('hmget', key, 'status', 'run_at')
-  if c[1] == 'Scheduled' then
+  local c = redis.call('hmget', key, 'status', 'run_at', 'retry_at', 'revision')
+  if c[1] == 'Error' and c[3] then
+    local at = tonumber(c[3]) or 0
+    zrem_job(KEYS[5], at - 5, at + 5, m)
+    redis.call('hset', key, 'revision', math.max(now, (tonumber(c[4]) or 0) + 1))
+    redis.call('hdel', key, 'retry_at')
+    stop(key)
+    n = n + 1
+  elseif c[1] == 'Scheduled' then
     local at = tonumber(c[2]) or 0
     zrem_job(KEYS[4], at, at, m)
     stop(key)
@@ -318,4 +377,146 @@ for _, set in ipairs(KEYS) do
   end
 end
 return {moved, bad, next_at and tostring(next_at) or ''}
+`)
+
+// scriptClaimHook takes the next job whose hook event is due, skipping
+// (and dropping) events outdated by an acknowledged newer one, and leases
+// the job for the delivery so that no other worker sends its events
+// meanwhile. Answers {'event', id, event, attempts} or {'none', next due
+// in ms or ”}.
+//
+// KEYS: due, attempts
+// ARGV: now ms, lease ms, event list prefix, stats key prefix
+var scriptClaimHook = redis.NewScript(2, luaRule+`
+local now = tonumber(ARGV[1])
+local function outdated(ev, ackraw)
+  local ok, ack = pcall(cjson.decode, ackraw)
+  if not ok or type(ack) ~= 'table' then return false end
+  local s = ev['s']
+  local rev, arev = tonumber(s['revision']) or 0, tonumber(ack['revision']) or 0
+  if arev ~= rev then return arev > rev end
+  local code, acode = CODE[s['status']] or -1, CODE[ack['status']] or -1
+  if acode ~= code then return acode > code end
+  if ev['c'] ~= '' then
+    return (tonumber(ack['check_in_at']) or 0) >= (tonumber(s['check_in_at']) or 0)
+  end
+  return ack['status'] == s['status']
+end
+for _ = 1, 100 do
+  local m = redis.call('zrangebyscore', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+  if #m == 0 then
+    local first = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+    return {'none', first[2] or ''}
+  end
+  local id = m[1]
+  local list = ARGV[3] .. id
+  local raw = redis.call('lindex', list, 0)
+  if not raw then
+    redis.call('zrem', KEYS[1], id)
+    redis.call('hdel', KEYS[2], id)
+  else
+    local ok, ev = pcall(cjson.decode, raw)
+    local ackraw = redis.call('hget', ARGV[4] .. id, 'ack')
+    if not ok or type(ev) ~= 'table' or type(ev['s']) ~= 'table' or (ackraw and outdated(ev, ackraw)) then
+      redis.call('lpop', list)
+      redis.call('hdel', KEYS[2], id)
+    else
+      redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), id)
+      return {'event', id, raw, redis.call('hget', KEYS[2], id) or '0'}
+    end
+  end
+end
+return {'none', tostring(now)}
+`)
+
+// scriptAckHook records a delivered event: it leaves the job's list, the
+// job's ack moves forward (never back), and the job's next event, if any,
+// is due at once.
+//
+// KEYS: due, attempts, event list, stats
+// ARGV: event, now ms, id, ack JSON, ack revision, ack status, ack check_in_at
+var scriptAckHook = redis.NewScript(4, luaRule+`
+if redis.call('lindex', KEYS[3], 0) == ARGV[1] then redis.call('lpop', KEYS[3]) end
+redis.call('hdel', KEYS[2], ARGV[3])
+if redis.call('exists', KEYS[4]) == 1 then
+  local newer = true
+  local cur = redis.call('hget', KEYS[4], 'ack')
+  if cur then
+    local ok, a = pcall(cjson.decode, cur)
+    if ok and type(a) == 'table' then
+      local rev, arev = tonumber(ARGV[5]), tonumber(a['revision']) or 0
+      local code, acode = CODE[ARGV[6]] or -1, CODE[a['status']] or -1
+      local at, aat = tonumber(ARGV[7]), tonumber(a['check_in_at']) or 0
+      newer = rev > arev or (rev == arev and (code > acode or (code == acode and at >= aat)))
+    end
+  end
+  if newer then redis.call('hset', KEYS[4], 'ack', ARGV[4]) end
+end
+if redis.call('llen', KEYS[3]) > 0 then
+  redis.call('zadd', KEYS[1], ARGV[2], ARGV[3])
+else
+  redis.call('zrem', KEYS[1], ARGV[3])
+end
+return 'ok'
+`)
+
+// scriptFailHook counts a failed delivery and makes the job due again
+// later.
+//
+// KEYS: due, attempts
+// ARGV: id, due at ms
+var scriptFailHook = redis.NewScript(2, `
+redis.call('hincrby', KEYS[2], ARGV[1], 1)
+redis.call('zadd', KEYS[1], 'XX', ARGV[2], ARGV[1])
+return 'ok'
+`)
+
+// scriptReapPool re-queues the jobs a dead worker pool had taken (its
+// in-progress lists, as gocraft/work names them), gives back the
+// concurrency slots it held, and forgets the pool.
+//
+// KEYS: worker pools set, the pool's heartbeat
+// ARGV: pool id, jobs key prefix, doorbell channel, job name, ...
+var scriptReapPool = redis.NewScript(2, `
+local pool, prefix = ARGV[1], ARGV[2]
+local moved = 0
+for i = 4, #ARGV do
+  local name = ARGV[i]
+  local queue = prefix .. name
+  local inprog = queue .. ':' .. pool .. ':inprogress'
+  while redis.call('rpoplpush', inprog, queue) do
+    moved = moved + 1
+    redis.call('publish', ARGV[3], name)
+  end
+  local held = tonumber(redis.call('hget', queue .. ':lock_info', pool))
+  if held then
+    redis.call('hdel', queue .. ':lock_info', pool)
+    if held > 0 and (tonumber(redis.call('decrby', queue .. ':lock', held)) or 0) < 0 then
+      redis.call('set', queue .. ':lock', 0)
+    end
+  end
+end
+redis.call('srem', KEYS[1], pool)
+redis.call('del', KEYS[2])
+return moved
+`)
+
+// scriptRefireHook queues an event with a job's current status when its
+// receiver's ack is behind that status and no event is waiting (events
+// were lost or given up).
+//
+// KEYS: stats
+// ARGV: change args (6)
+var scriptRefireHook = redis.NewScript(1, luaRule+`
+local n = #ARGV
+local c = redis.call('hmget', KEYS[1], 'status', 'revision', 'ack', 'web_hook_url', 'id')
+if not c[1] or not c[4] or c[4] == '' then return 0 end
+if c[1] == 'Pending' or c[1] == 'Scheduled' then return 0 end
+if redis.call('exists', ARGV[n-4] .. c[5]) == 1 then return 0 end
+if c[3] then
+  local ok, a = pcall(cjson.decode, c[3])
+  if ok and type(a) == 'table' and tonumber(a['revision']) == tonumber(c[2]) and a['status'] == c[1] then return 0 end
+end
+emit(KEYS[1])
+return 1
 `)

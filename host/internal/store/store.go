@@ -24,6 +24,7 @@ type Store struct {
 	ttl     TTLs
 	now     func() time.Time
 	execCap int
+	hookCap int
 }
 
 // Options configure a Store.
@@ -34,6 +35,9 @@ type Options struct {
 	// MaxExecutions bounds the executions kept per periodic policy or
 	// parent job (default 100); the oldest ended ones go first.
 	MaxExecutions int
+	// MaxHookCheckIns bounds the check-in events waiting for delivery per
+	// job (default 1000); status changes are always kept.
+	MaxHookCheckIns int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -55,7 +59,18 @@ func New(pool *redis.Pool, opts Options) *Store {
 	if opts.MaxExecutions <= 0 {
 		opts.MaxExecutions = 100
 	}
-	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now, execCap: opts.MaxExecutions}
+	if opts.MaxHookCheckIns <= 0 {
+		opts.MaxHookCheckIns = 1000
+	}
+	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
+		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns}
+}
+
+// changeArgs are the trailing ARGV of every script that changes a
+// status: the running index, and what emit needs to queue a hook event
+// (see track and emit in scripts.go).
+func (s *Store) changeArgs() []any {
+	return []any{s.keys.Running(), s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap, s.now().UnixMilli()}
 }
 
 // Keys returns the keys of the store's namespace.
@@ -121,7 +136,7 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) error {
 	}
 	args := []any{statsKey, target, s.keys.KnownJobs(), uniqueKey, parentKey,
 		mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell(), s.keys.Timer(), unique, link,
-		s.execCap, s.keys.StatsPrefix(), s.ttlOf(job.Error)}
+		s.execCap, s.keys.StatsPrefix(), s.ttlOf(job.Error), linkScore(st)}
 	res, err := s.run(ctx, scriptCreate, append(args, fields...)...)
 	if err != nil {
 		return fmt.Errorf("store: create job %s: %w", st.ID, err)
@@ -135,6 +150,15 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) error {
 		return fmt.Errorf("store: create job %s: a job with this ID exists", st.ID)
 	}
 	return fmt.Errorf("store: create job %s: unexpected reply %q", st.ID, res)
+}
+
+// linkScore orders a sub-job among its parent's executions: by its run
+// time when it has one, else by submission.
+func linkScore(st *job.Stats) int64 {
+	if st.RunAt != 0 {
+		return st.RunAt
+	}
+	return st.EnqueueTime
 }
 
 func nonNil(p job.Parameters) map[string]any {
@@ -230,7 +254,7 @@ func (s *Store) result(op string, id string, res []string) (Result, error) {
 
 // Start moves a job that a worker took to Running (see scriptStart).
 func (s *Store) Start(ctx context.Context, id string) (Result, error) {
-	res, err := s.run(ctx, scriptStart, s.keys.Stats(id), s.Now(), s.ttlOf(job.Stopped))
+	res, err := s.run(ctx, scriptStart, append([]any{s.keys.Stats(id), s.Now(), s.ttlOf(job.Stopped)}, s.changeArgs()...)...)
 	if err != nil {
 		return Result{}, fmt.Errorf("store: start job %s: %w", id, err)
 	}
@@ -271,10 +295,11 @@ func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields 
 		keys = append(keys, s.keys.Jobs(requeue.Name), s.keys.KnownJobs())
 	}
 	args := append([]any{len(keys)}, keys...)
-	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name, s.keys.Doorbell(), s.keys.Timer())
+	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name, s.keys.Doorbell(), s.keys.Timer(), len(fields))
 	for k, v := range fields {
 		args = append(args, k, v)
 	}
+	args = append(args, s.changeArgs()...)
 	res, err := s.run(ctx, scriptMove, args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("store: move job %s to %s: %w", id, to, err)
@@ -285,7 +310,7 @@ func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields 
 // Checkin records the check-in of a running job of revision rev; Refused
 // when the job is no longer running in that revision.
 func (s *Store) Checkin(ctx context.Context, id string, rev int64, message string) (Result, error) {
-	res, err := s.run(ctx, scriptCheckin, s.keys.Stats(id), message, s.Now(), rev)
+	res, err := s.run(ctx, scriptCheckin, append([]any{s.keys.Stats(id), message, s.Now(), rev}, s.changeArgs()...)...)
 	if err != nil {
 		return Result{}, fmt.Errorf("store: check in job %s: %w", id, err)
 	}
@@ -318,9 +343,9 @@ func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOut
 			return 0, nil, err
 		}
 	}
-	res, err := s.run(ctx, scriptStop,
-		s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry(), unique,
-		string(op), s.Now(), s.ttlOf(job.Stopped), ent, s.keys.Signals())
+	args := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry(), unique,
+		string(op), s.Now(), s.ttlOf(job.Stopped), ent, s.keys.Signals()}
+	res, err := s.run(ctx, scriptStop, append(args, s.changeArgs()...)...)
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: %s job %s: %w", op, st.ID, err)
 	}
