@@ -167,8 +167,12 @@ type Rewrite struct {
 type Reaper struct {
 	// Interval between sweeps.
 	Interval Duration `yaml:"interval"`
-	// MaxJobDuration: a job running longer than this is taken as lost.
+	// MaxJobDuration: a running job that shows no progress (start or
+	// check-in) for longer is marked Error.
 	MaxJobDuration Duration `yaml:"max_job_duration"`
+	// DeadAfter: a worker pool whose heartbeat is older is taken as dead
+	// and its jobs are queued again, >= 6s (gocraft/work beats every 5s).
+	DeadAfter Duration `yaml:"dead_after"`
 }
 
 // Logger backend names.
@@ -241,6 +245,7 @@ func Default() *Config {
 		Reaper: Reaper{
 			Interval:       Duration(time.Minute),
 			MaxJobDuration: Duration(24 * time.Hour),
+			DeadAfter:      Duration(30 * time.Second),
 		},
 	}
 	applyDefaults(c)

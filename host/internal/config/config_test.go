@@ -172,6 +172,7 @@ func TestDefault(t *testing.T) {
 		"hooks.rewrites.len":                         "0",
 		"reaper.interval":                            "1m",
 		"reaper.max_job_duration":                    "24h",
+		"reaper.dead_after":                          "30s",
 	}
 	got := flatten(Default())
 	for _, k := range slices.Sorted(maps.Keys(want)) {
@@ -274,7 +275,7 @@ func wantFull(cert, key string) *Config {
 			Workers:     16,
 			Rewrites:    []Rewrite{{From: "http://old-core:8080", To: "http://core:8080"}},
 		},
-		Reaper: Reaper{Interval: Duration(30 * time.Second), MaxJobDuration: Duration(48 * time.Hour)},
+		Reaper: Reaper{Interval: Duration(30 * time.Second), MaxJobDuration: Duration(48 * time.Hour), DeadAfter: Duration(45 * time.Second)},
 	}
 }
 

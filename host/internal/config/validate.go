@@ -107,6 +107,7 @@ func (c *Config) Validate() error {
 
 	v.positive("reaper.interval", c.Reaper.Interval)
 	v.durationRange("reaper.max_job_duration", c.Reaper.MaxJobDuration, time.Minute, 0)
+	v.durationRange("reaper.dead_after", c.Reaper.DeadAfter, 6*time.Second, 0)
 
 	return errors.Join(v.errs...)
 }

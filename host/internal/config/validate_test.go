@@ -140,6 +140,7 @@ func TestValidateRefuses(t *testing.T) {
 			c.Hooks.Rewrites = []Rewrite{{From: "http://old", To: "http://a"}, {From: "http://old", To: "http://b"}}
 		}, `hooks.rewrites[1].from: "http://old" is already rewritten by hooks.rewrites[0]; keep one`},
 		{"ReaperInterval", func(c *Config) { c.Reaper.Interval = 0 }, `reaper.interval: must be more than 0`},
+		{"ReaperDeadAfter", func(c *Config) { c.Reaper.DeadAfter = Duration(5 * time.Second) }, "reaper.dead_after"},
 		{"ReaperMaxJobDuration", func(c *Config) { c.Reaper.MaxJobDuration = Duration(30 * time.Second) },
 			`reaper.max_job_duration: must be at least 1m, got 30s`},
 	} {

@@ -16,12 +16,14 @@ import (
 
 	"github.com/berth-dev/berth/host/internal/api"
 	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/hook"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/joblog"
 	"github.com/berth-dev/berth/host/internal/notify"
 	"github.com/berth-dev/berth/host/internal/period"
 	"github.com/berth-dev/berth/host/internal/pluginhost"
 	"github.com/berth-dev/berth/host/internal/queue"
+	"github.com/berth-dev/berth/host/internal/reaper"
 	"github.com/berth-dev/berth/host/internal/redisx"
 	"github.com/berth-dev/berth/host/internal/requeue"
 	"github.com/berth-dev/berth/host/internal/runner"
@@ -53,6 +55,8 @@ type Host struct {
 	plugins   *pluginhost.Host
 	pool      *queue.Pool
 	requeuer  *requeue.Requeuer
+	hooks     *hook.Deliverer
+	reaper    *reaper.Reaper
 	scheduler *period.Scheduler
 	listener  *notify.Listener
 	server    *http.Server
@@ -118,6 +122,25 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	}); err != nil {
 		return err
 	}
+	var rewrites []hook.Rewrite
+	for _, r := range cfg.Hooks.Rewrites {
+		rewrites = append(rewrites, hook.Rewrite{From: r.From, To: r.To})
+	}
+	h.hooks = hook.New(hook.Options{
+		Store: h.store, Workers: cfg.Hooks.Workers, Timeout: cfg.Hooks.Timeout.Std(),
+		BackoffBase: cfg.Hooks.BackoffBase.Std(), BackoffMax: cfg.Hooks.BackoffMax.Std(),
+		Rewrites: rewrites, Logger: h.log.Named("hook"),
+	})
+	h.reaper = reaper.New(reaper.Options{
+		Store: h.store, Interval: cfg.Reaper.Interval.Std(), MaxJobDuration: cfg.Reaper.MaxJobDuration.Std(),
+		DeadAfter: cfg.Reaper.DeadAfter.Std(),
+		Logger:    h.log.Named("reaper"),
+		OnStale: func(id string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = h.store.Signal(ctx, id, string(job.ActionStop))
+		},
+	})
 	h.requeuer = requeue.New(requeue.Options{Store: h.store, Logger: h.log.Named("requeue")})
 	h.scheduler = period.New(period.Options{Store: h.store, Logger: h.log.Named("period")})
 	svc := service.New(service.Options{
@@ -146,6 +169,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 			h.store.Keys().Signals():  h.runner.OnSignal,
 			h.store.Keys().Doorbell(): func(string) { h.pool.Wake() },
 			h.store.Keys().Timer():    h.requeuer.OnTimer,
+			h.store.Keys().Hooks():    h.hooks.OnEvent,
 		},
 		OnConnect: h.runner.Resync,
 		Logger:    h.log.Named("notify"),
@@ -158,6 +182,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	}
 	h.pool.Start()
 	h.requeuer.Start(ctx)
+	h.hooks.Start(ctx)
+	h.reaper.Start(ctx)
 	h.scheduler.Start(ctx)
 	if err = h.serve(api.New(svc, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api")})); err != nil {
 		return err
@@ -239,6 +265,9 @@ func (h *Host) shutdown() {
 
 // teardown stops what is left, in dependency order.
 func (h *Host) teardown() {
+	if h.reaper != nil {
+		h.reaper.Stop()
+	}
 	if h.scheduler != nil {
 		h.scheduler.Stop()
 	}
@@ -250,6 +279,9 @@ func (h *Host) teardown() {
 	}
 	if h.listener != nil {
 		h.listener.Stop()
+	}
+	if h.hooks != nil {
+		h.hooks.Stop()
 	}
 	if h.plugins != nil {
 		h.plugins.Close()

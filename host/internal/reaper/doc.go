@@ -1,0 +1,7 @@
+// Package reaper runs a background pass on every host; the hosts agree
+// through a Redis lock that only one of them works at a time. A pass
+// re-queues the jobs held by worker pools whose heartbeat stopped (their
+// host died), marks Error the jobs that have shown no progress for longer
+// than the maximum job duration, and re-fires the status hook of jobs
+// whose receiver's ack is behind their status with no event waiting.
+package reaper
