@@ -11,7 +11,9 @@
 //   - Backends (the job_loggers of the config): STD_OUTPUT (NewStdOutput)
 //     writes entries prefixed with the job ID to a shared writer; FILE
 //     (NewFile) keeps one append-only file per job, can read it back while
-//     the job still writes (Getter) and deletes old files (Sweeper).
+//     the job still writes (Getter) and deletes old files (Sweeper); REDIS
+//     (NewRedis) keeps one bounded string per job in Redis that expires on
+//     its own, so that every host can serve any job's log (Getter).
 //   - Manager, which the host uses: it fans one job's entries out to every
 //     configured backend, serves reads through the configured getter and
 //     runs the sweepers on a timer.

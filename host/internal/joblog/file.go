@@ -172,17 +172,28 @@ func readTail(r io.ReaderAt, size, limit int64) ([]byte, error) {
 	// Read one byte more, before the window, to learn whether the window
 	// starts a line.
 	b, err := readAt(r, size-limit-1, limit+1)
-	if err != nil || len(b) == 0 {
-		return b, err
+	if err != nil {
+		return nil, err
+	}
+	return lineTail(b), nil
+}
+
+// lineTail takes a window of a log preceded by the byte before it, and
+// cuts the window after its first newline unless it starts a line already
+// (that byte is a newline) or holds no complete line start. The FILE and
+// REDIS getters share it.
+func lineTail(b []byte) []byte {
+	if len(b) == 0 {
+		return b
 	}
 	if b[0] == '\n' {
-		return b[1:], nil
+		return b[1:]
 	}
 	w := b[1:]
 	if i := bytes.IndexByte(w, '\n'); i >= 0 && i+1 < len(w) {
-		return w[i+1:], nil
+		return w[i+1:]
 	}
-	return w, nil
+	return w
 }
 
 // readAt reads n bytes at off, fewer if the file has shrunk meanwhile.

@@ -50,6 +50,7 @@ type Sweeper interface {
 const (
 	NameStdOutput = "STD_OUTPUT"
 	NameFile      = "FILE"
+	NameRedis     = "REDIS"
 )
 
 // timeLayout is RFC 3339 to the second, always in UTC (hence the literal Z).

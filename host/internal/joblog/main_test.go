@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(redistest.WithCleanup(m))
 }
 
 // t0 is the fixed time of the test clocks.
