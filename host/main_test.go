@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
 	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
 	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
@@ -276,5 +280,58 @@ func TestBadConfigIsAnErrorNamingTheKey(t *testing.T) {
 				t.Fatalf("output does not name %q:\n%s", tc.want, out)
 			}
 		})
+	}
+}
+
+// TestAJobOfAKilledHostRunsOnAnother kills a host running a job with
+// SIGKILL; another host's reaper finds the dead worker pool and queues the
+// job again, and it runs there in a new revision.
+func TestAJobOfAKilledHostRunsOnAnother(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Shared(t)
+	ns := srv.Namespace(t)
+	a := start(t, "JOB_SERVICE_POOL_REDIS_URL="+srv.URL(), "JOB_SERVICE_POOL_REDIS_NAMESPACE="+ns)
+	body := `{"job":{"name":"DEMO","parameters":{"image":"demo","hold_seconds":3600},"metadata":{"kind":"Generic"}}}`
+	req, _ := http.NewRequest(http.MethodPost, a.url+"/api/v1/jobs", strings.NewReader(body))
+	req.Header.Set("Authorization", "Harbor-Secret s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub struct {
+		Job struct {
+			ID       string `json:"id"`
+			Revision int64  `json:"revision"`
+		} `json:"job"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&sub); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+
+	cfg := config.Default()
+	cfg.WorkerPool.RedisPool.RedisURL = srv.URL()
+	cfg.WorkerPool.RedisPool.Namespace = ns
+	cfg.PluginsDir = plugintest.Dir(t, "demo")
+	cfg.Secret = hosttest.Secret
+	cfg.JobLoggers = []config.Logger{{Name: config.LoggerFile, Level: "INFO", Settings: map[string]any{config.SettingBaseDir: t.TempDir()}}}
+	cfg.Reaper.Interval = config.Duration(500 * time.Millisecond)
+	cfg.Reaper.DeadAfter = config.Duration(6 * time.Second)
+	cfg.ShutdownGrace = config.Duration(time.Second)
+
+	// Wait until A runs it, then kill A.
+	b := hosttest.StartWith(t, cfg)
+	first := b.WaitCheckin(t, sub.Job.ID, "progress data: %60", 20*time.Second)
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	again := b.Wait(t, sub.Job.ID, 40*time.Second, "a run in a new revision", func(s *job.Stats) bool {
+		return s.Status == job.Running && s.Revision > first.Revision && s.CheckIn == "progress data: %60"
+	})
+	if again.ID != sub.Job.ID {
+		t.Fatalf("the job changed ID: %s", again.ID)
+	}
+	if !strings.Contains(b.Log.String(), "a worker pool stopped beating; its jobs are queued again") {
+		t.Fatalf("the reaper did not say what it did")
 	}
 }

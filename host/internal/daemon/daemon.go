@@ -101,7 +101,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		MaxExecutions: cfg.Periodic.MaxExecutions,
 		TTL:           store.TTLs{Success: cfg.Stats.SuccessTTL.Std(), Stopped: cfg.Stats.StoppedTTL.Std(), Error: cfg.Stats.ErrorTTL.Std()},
 	})
-	if h.logs, err = jobLogs(cfg, h.opts.Stdout, h.log.Named("joblog")); err != nil {
+	if h.logs, err = jobLogs(cfg, h.store, h.opts.Stdout, h.log.Named("joblog")); err != nil {
 		return err
 	}
 	props := map[string]string{}
@@ -294,8 +294,10 @@ func (h *Host) teardown() {
 	}
 }
 
-// jobLogs builds the job log backends of the configuration.
-func jobLogs(cfg *config.Config, stdout io.Writer, log hclog.Logger) (*joblog.Manager, error) {
+// jobLogs builds the job log backends of the configuration. Logs are read
+// from REDIS when it is configured (any host can serve any job's log),
+// else from FILE.
+func jobLogs(cfg *config.Config, st *store.Store, stdout io.Writer, log hclog.Logger) (*joblog.Manager, error) {
 	var (
 		backends []joblog.Backend
 		getter   joblog.Getter
@@ -315,14 +317,22 @@ func jobLogs(cfg *config.Config, stdout io.Writer, log hclog.Logger) (*joblog.Ma
 				return nil, fmt.Errorf("daemon: job_loggers FILE: %w", err)
 			}
 			backends = append(backends, f)
-			if getter == nil {
+			if _, isRedis := getter.(*joblog.Redis); !isRedis {
 				getter = f
 			}
 			if l.Sweeper != nil {
 				sweepers = append(sweepers, f.Sweeper(time.Duration(l.Sweeper.Duration)*24*time.Hour))
 			}
+		case config.LoggerRedis:
+			r := joblog.NewRedis(joblog.RedisOptions{
+				Pool: st.Pool(), Key: st.Keys().JobLog, Level: level, MaxBytes: l.MaxBytes(),
+				// As long as the longest-kept stats.
+				TTL: max(cfg.Stats.SuccessTTL.Std(), cfg.Stats.StoppedTTL.Std(), cfg.Stats.ErrorTTL.Std()),
+			})
+			backends = append(backends, r)
+			getter = r
 		default:
-			return nil, fmt.Errorf("daemon: job_loggers: the %s backend is not supported by this version of Berth yet; use FILE or STD_OUTPUT", l.Name)
+			return nil, fmt.Errorf("daemon: job_loggers: unknown backend %q; use FILE, STD_OUTPUT or REDIS", l.Name)
 		}
 	}
 	return joblog.NewManager(backends, getter, sweepers, time.Hour, log), nil

@@ -274,3 +274,41 @@ func TestPoisonedPluginStderrDoesNotHurtTheHost(t *testing.T) {
 	}
 	h.WaitStatus(t, h.Submit(t, "DEMO", demo(map[string]any{"hold_seconds": 0}), nil).ID, job.Success, wait)
 }
+
+func TestLogsFromAnyHostWithTheRedisBackend(t *testing.T) {
+	t.Parallel()
+	c := hosttest.NewCluster(t)
+	redisLogs := func(cfg *config.Config) {
+		cfg.JobLoggers = []config.Logger{
+			{Name: config.LoggerRedis, Level: "INFO", Settings: map[string]any{config.SettingMaxBytes: 1 << 20}},
+			{Name: config.LoggerFile, Level: "INFO", Settings: map[string]any{config.SettingBaseDir: t.TempDir()}},
+		}
+	}
+	a := c.Start(t, redisLogs)
+	b := c.Start(t, redisLogs)
+	st := a.Submit(t, "DEMO", demo(map[string]any{"hold_seconds": 3600, "log_lines": 5}), nil)
+	a.WaitCheckin(t, st.ID, "progress data: %60", wait)
+	// While it runs, both hosts serve its log, whichever runs it.
+	for _, h := range []*hosttest.Host{a, b} {
+		deadline := time.Now().Add(5 * time.Second)
+		for log := h.LogText(t, st.ID); !strings.Contains(log, "log line 5 of 5"); log = h.LogText(t, st.ID) {
+			if time.Now().After(deadline) {
+				t.Fatalf("host %s serves this log of the running job:\n%s", h.URL, log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if r := b.Action(t, st.ID, "stop"); r.Status != http.StatusNoContent {
+		t.Fatalf("stop: %d", r.Status)
+	}
+	b.WaitStatus(t, st.ID, job.Stopped, wait)
+	for _, h := range []*hosttest.Host{a, b} {
+		deadline := time.Now().Add(5 * time.Second)
+		for log := h.LogText(t, st.ID); !strings.Contains(log, "received op command: stop"); log = h.LogText(t, st.ID) {
+			if time.Now().After(deadline) {
+				t.Fatalf("host %s serves this log of the stopped job:\n%s", h.URL, log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
