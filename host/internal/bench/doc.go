@@ -1,6 +1,26 @@
-// Command bench measures Berth against raw gocraft/work, on one real
-// redis-server that it starts itself, in one run: processing throughput of
-// no-op jobs (Berth through a real plugin process, with full status
-// tracking). It prints each Berth figure as a ratio to the raw figure and
-// writes the results as JSON. `make bench` runs it.
+// Command bench measures Berth against raw gocraft/work v0.5.1 on one real
+// redis-server that it starts itself, in one run (`make bench`):
+//
+//  1. raw gocraft/work: enqueue from one client, processing of no-op jobs
+//     with an in-process handler (the baseline);
+//  2. Berth processing of no-op jobs through a real plugin process, with
+//     full status tracking;
+//  3. submissions from 8 concurrent clients: raw enqueue, Berth's REST API
+//     (auth, Validate over RPC);
+//  4. pickup latency under steady (1,000 jobs/s) and sparse (5 jobs/s) load;
+//  5. lateness of jobs scheduled 2 s ahead;
+//  6. stop latency, on the job's host and across two hosts;
+//  7. Redis commands per job and the idle load of one host.
+//
+// It prints each Berth figure next to the raw one of the same run, with the
+// ratio, the counts and the issue's target, and writes the results as JSON
+// (-out) to compare across commits. Each part is bounded in time; a part
+// that fails or runs out of time is reported and the run goes on. -quick
+// makes a short run, -parts selects parts, -cpuprofile and
+// -plugin-cpuprofile profile the bench process and part 2's plugin.
+//
+// The bench builds its own plugin (./plugin): NOOP, STAMP (reports when its
+// Run starts), HOLD (waits for stop) and PROFILE_STOP. Run it from the
+// module root. Benchmarks report; tests check behaviour: no figure here is
+// asserted by `make test`.
 package main

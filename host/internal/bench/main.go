@@ -2,226 +2,448 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"runtime/trace"
+	"slices"
 	"strconv"
-	"sync/atomic"
-	"syscall"
+	"strings"
+	"sync"
 	"time"
 
-	"github.com/gocraft/work"
 	"github.com/gomodule/redigo/redis"
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/berth-dev/berth/host/internal/config"
-	"github.com/berth-dev/berth/host/internal/daemon"
-	"github.com/berth-dev/berth/host/internal/job"
-	"github.com/berth-dev/berth/host/internal/store"
 )
 
-// Result is what one run measured.
-type Result struct {
-	Time      time.Time `json:"time"`
-	GoVersion string    `json:"go_version"`
-	CPUs      int       `json:"cpus"`
-	Jobs      int       `json:"jobs"`
-	Workers   int       `json:"workers"`
-	// Jobs per second.
-	RawEnqueue   float64 `json:"raw_enqueue_per_s"`
-	RawProcess   float64 `json:"raw_process_per_s"`
-	BerthProcess float64 `json:"berth_process_per_s"`
-	// BerthProcess / RawProcess.
-	ProcessRatio float64 `json:"process_ratio"`
+// options are the command line.
+type options struct {
+	out            string
+	quick          bool
+	parts          []int
+	jobs           int
+	runs           int
+	workers        int
+	timeout        time.Duration
+	budget         time.Duration
+	cpuprofile     string
+	trace          string
+	profileParts   []int
+	pluginProfile  string
+	verbose        bool
+	steadyFor      time.Duration
+	sparseFor      time.Duration
+	scheduledFor   time.Duration
+	stopSamples    int
+	commandJobs    int
+	idleFor        time.Duration
+	steadyRate     float64
+	sparseRate     float64
+	scheduledRate  float64
+	scheduledDelay uint64
 }
 
 func main() {
-	n := flag.Int("n", 5000, "jobs per measurement")
-	workers := flag.Int("workers", 10, "worker pool concurrency")
-	out := flag.String("out", "", "write the results as JSON to this file")
-	flag.String("plugins", "", "unused; the bench builds its own no-op plugin")
-	timeout := flag.Duration("timeout", 2*time.Minute, "bound of each measurement")
+	var o options
+	partsFlag := flag.String("parts", "1,2,3,4,5,6,7", "parts to run: numbers or names (raw, process, submit, pickup, scheduled, stop, commands)")
+	flag.StringVar(&o.out, "out", "", "write the results as JSON to this file")
+	flag.BoolVar(&o.quick, "quick", false, "short run: fewer jobs, runs and samples (about 45 s)")
+	flag.IntVar(&o.jobs, "n", 0, "jobs per throughput run (default 5000, quick 1000)")
+	flag.IntVar(&o.runs, "runs", 0, "runs per throughput figure (default 3, quick 1)")
+	flag.IntVar(&o.workers, "workers", 10, "worker pool concurrency, raw and Berth alike")
+	flag.DurationVar(&o.timeout, "timeout", 0, "bound of every part (default: each part's own bound)")
+	flag.DurationVar(&o.budget, "budget", 4*time.Minute, "bound of the whole run; parts that would start later are skipped")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the bench process (raw pools, Berth hosts, clients) to this file")
+	flag.StringVar(&o.trace, "trace", "", "write a Go execution trace of the bench process, over the parts of -profile-parts, to this file")
+	profileParts := flag.String("profile-parts", "", "parts the -cpuprofile covers, one contiguous range such as 2 or 4,5 (default: every part run)")
+	flag.StringVar(&o.pluginProfile, "plugin-cpuprofile", "", "write a CPU profile of the plugin process of part 2 to <this path>.<pid>")
+	flag.BoolVar(&o.verbose, "v", false, "log the hosts' INFO lines")
+	flag.String("plugins", "", "ignored: the bench builds its own plugin (host/internal/bench/plugin)")
 	flag.Parse()
-	if err := run(*n, *workers, *out, *timeout); err != nil {
+	parts, err := parseParts(*partsFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	o.parts = parts
+	if *profileParts != "" {
+		if o.profileParts, err = parsePartList(*profileParts, false); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+	}
+	o.applyDefaults()
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, workers int, out string, timeout time.Duration) error {
+func (o *options) applyDefaults() {
+	def := func(v *int, normal, quick int) {
+		if *v <= 0 {
+			*v = normal
+			if o.quick {
+				*v = quick
+			}
+		}
+	}
+	def(&o.jobs, 5000, 1000)
+	def(&o.runs, 3, 1)
+	def(&o.stopSamples, 50, 15)
+	def(&o.commandJobs, 2000, 500)
+	pick := func(normal, quick time.Duration) time.Duration {
+		if o.quick {
+			return quick
+		}
+		return normal
+	}
+	o.steadyFor = pick(3*time.Second, time.Second)
+	o.sparseFor = pick(20*time.Second, 6*time.Second)
+	o.scheduledFor = pick(10*time.Second, 4*time.Second)
+	// gocraft/work's idle workers poll every 5 s and its heartbeat beats
+	// every 5 s: a window of a multiple of 5 s sees whole rounds.
+	o.idleFor = pick(10*time.Second, 5*time.Second)
+	o.steadyRate, o.sparseRate, o.scheduledRate = 1000, 5, 4
+	o.scheduledDelay = 2
+}
+
+// part is one measurement of the issue's list.
+type part struct {
+	n       int
+	name    string
+	timeout time.Duration // normal run; quick runs get half
+	run     func(ctx context.Context, b *bench) error
+}
+
+var allParts = []part{
+	{1, "raw", 40 * time.Second, partRaw},
+	{2, "process", 60 * time.Second, partProcess},
+	{3, "submit", 45 * time.Second, partSubmit},
+	{4, "pickup", 75 * time.Second, partPickup},
+	{5, "scheduled", 45 * time.Second, partScheduled},
+	{6, "stop", 50 * time.Second, partStop},
+	{7, "commands", 50 * time.Second, partCommands},
+}
+
+func parseParts(s string) ([]int, error) { return parsePartList(s, true) }
+
+// parsePartList parses a list of parts; with deps, part 2 brings part 1.
+func parsePartList(s string, deps bool) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		found := false
+		for _, p := range allParts {
+			if f == strconv.Itoa(p.n) || f == p.name {
+				out, found = append(out, p.n), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown part %q: use 1-7 or raw, process, submit, pickup, scheduled, stop, commands", f)
+		}
+	}
+	// Part 2's ratio needs part 1's baseline.
+	if deps && slices.Contains(out, 2) && !slices.Contains(out, 1) {
+		out = append(out, 1)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// bench is the state shared by the parts.
+type bench struct {
+	opts       options
+	tmp        string
+	addr       string
+	redisPID   int
+	pool       *redis.Pool // the bench's own commands (counted)
+	counter    *cmdCounter
+	subject    *redis.Pool // raw gocraft/work and job seeding (not counted)
+	pluginsDir string
+	stamps     *stampBook
+	api        *apiClient
+	rep        *report
+	hostLog    *hostLog
+
+	mu    sync.Mutex // an abandoned part may still add
+	notes []string   // of the running part
+}
+
+func (b *bench) add(m *metric) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rep.Metrics = append(b.rep.Metrics, m)
+}
+
+func (b *bench) note(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
+
+func run(o options) error {
+	began := time.Now()
 	tmp, err := os.MkdirTemp("", "berth-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	addr, stop, err := startRedis(tmp)
+	b := &bench{opts: o, tmp: tmp, counter: &cmdCounter{}, api: newAPIClient(), hostLog: &hostLog{}}
+
+	fmt.Println("berth bench: building the bench plugin and starting redis-server...")
+	b.pluginsDir = filepath.Join(tmp, "plugins")
+	if err := buildPlugin(b.pluginsDir); err != nil {
+		return err
+	}
+	addr, redisPID, stopRedis, err := startRedis(tmp)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	plugins := filepath.Join(tmp, "plugins")
-	if err := buildPlugin(plugins); err != nil {
+	defer stopRedis()
+	b.addr, b.redisPID = addr, redisPID
+	b.pool = newPool(addr, b.counter)
+	defer b.pool.Close()
+	b.subject = newPool(addr, nil)
+	defer b.subject.Close()
+	if b.stamps, err = newStampBook(); err != nil {
 		return err
 	}
-	pool := &redis.Pool{MaxIdle: 64, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
-	defer pool.Close()
+	defer b.stamps.close()
+	// The plugin processes inherit this (go-plugin passes the host's
+	// environment; the host keeps BERTH_PLUGIN_* variables).
+	os.Setenv("BERTH_PLUGIN_BENCH_STAMPS", b.stamps.addr())
 
-	res := Result{Time: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Jobs: n, Workers: workers}
-	fmt.Printf("berth bench: %d no-op jobs, %d workers, redis-server on %s, %d CPUs\n\n", n, workers, addr, res.CPUs)
-	if res.RawEnqueue, res.RawProcess, err = raw(pool, n, workers, timeout); err != nil {
-		return fmt.Errorf("raw gocraft/work: %w", err)
+	b.rep = &report{
+		Time: time.Now().UTC(), GoVersion: runtime.Version(), Commit: commit(),
+		Machine: machineInfo(b.pool),
+		Settings: map[string]any{
+			"quick": o.quick, "parts": o.parts, "jobs_per_run": o.jobs, "runs": o.runs, "workers": o.workers,
+			"steady_rate_per_s": o.steadyRate, "steady_seconds": o.steadyFor.Seconds(),
+			"sparse_rate_per_s": o.sparseRate, "sparse_seconds": o.sparseFor.Seconds(),
+			"scheduled_rate_per_s": o.scheduledRate, "scheduled_seconds": o.scheduledFor.Seconds(), "schedule_delay_s": o.scheduledDelay,
+			"stop_samples": o.stopSamples, "command_jobs": o.commandJobs, "idle_seconds": o.idleFor.Seconds(),
+		},
 	}
-	if res.BerthProcess, err = berth(addr, pool, plugins, tmp, n, workers, timeout); err != nil {
-		return fmt.Errorf("berth: %w", err)
-	}
-	res.ProcessRatio = res.BerthProcess / res.RawProcess
-	fmt.Printf("%-44s %12s %8s\n", "measurement", "jobs/s", "ratio")
-	fmt.Printf("%-44s %12.0f %8s\n", "raw gocraft/work enqueue (1 client)", res.RawEnqueue, "")
-	fmt.Printf("%-44s %12.0f %8s\n", "raw gocraft/work processing (baseline)", res.RawProcess, "1.00")
-	fmt.Printf("%-44s %12.0f %8.2f\n", "berth processing (plugin + status tracking)", res.BerthProcess, res.ProcessRatio)
-	if out != "" {
-		raw, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(out, append(raw, '\n'), 0o644); err != nil {
+	m := b.rep.Machine
+	fmt.Printf("berth bench: %d CPUs (%s), %s, redis %s on %s, commit %s, %d workers\n",
+		m.CPUs, m.CPUModel, b.rep.GoVersion, m.RedisVersion, addr, orNone(b.rep.Commit), o.workers)
+	fmt.Printf("load average before: %s. The bench client, the raw pools, the Berth hosts (in this process), their plugin processes and Redis share the machine.\n", orNone(m.LoadAvgStart))
+	fmt.Println()
+
+	var profile, traceOut *os.File
+	if o.cpuprofile != "" {
+		if profile, err = os.Create(o.cpuprofile); err != nil {
 			return err
 		}
-		fmt.Printf("\nresults written to %s\n", out)
+		defer profile.Close()
+	}
+	if o.trace != "" {
+		if traceOut, err = os.Create(o.trace); err != nil {
+			return err
+		}
+		defer traceOut.Close()
+	}
+	profiling := false
+	for _, p := range allParts {
+		if !slices.Contains(o.parts, p.n) {
+			continue
+		}
+		want := (profile != nil || traceOut != nil) && (o.profileParts == nil || slices.Contains(o.profileParts, p.n))
+		if want && !profiling {
+			if profile != nil {
+				if err := pprof.StartCPUProfile(profile); err != nil {
+					return err
+				}
+			}
+			if traceOut != nil {
+				if err := trace.Start(traceOut); err != nil {
+					return err
+				}
+			}
+			profiling = true
+		}
+		b.rep.Parts = append(b.rep.Parts, b.runPart(p, began))
+		if profiling && (o.profileParts != nil && !slices.Contains(o.profileParts, p.n+1)) {
+			stopProfiles(profile, traceOut)
+			profiling, profile, traceOut = false, nil, nil
+		}
+	}
+	if profiling {
+		stopProfiles(profile, traceOut)
+	}
+	b.rep.Seconds = time.Since(began).Seconds()
+	b.rep.Machine.LoadAvgEnd = loadAvg()
+
+	fmt.Println()
+	b.rep.print(os.Stdout)
+	fmt.Printf("\ntotal %.1fs; load average before %s, after %s (other work on the machine skews the figures)\n", b.rep.Seconds, orNone(b.rep.Machine.LoadAvgStart), orNone(b.rep.Machine.LoadAvgEnd))
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		if err := b.rep.write(o.out); err != nil {
+			return err
+		}
+		fmt.Printf("results written to %s\n", o.out)
 	}
 	return nil
 }
 
-// startRedis starts a redis-server on a free loopback port.
-func startRedis(dir string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
+// runPart runs one part within its bound. A part that fails or runs out
+// of time is reported and the run goes on; one that does not return even
+// after its context ended is abandoned (its goroutines may still run).
+func (b *bench) runPart(p part, began time.Time) partResult {
+	res := partResult{Part: p.n, Name: p.name}
+	bound := p.timeout
+	if b.opts.quick {
+		bound /= 2
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start redis-server (run `make deps` to install it): %w", err)
+	if b.opts.timeout > 0 {
+		bound = b.opts.timeout
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := redis.Dial("tcp", addr); err == nil {
-			_, err = c.Do("PING")
-			c.Close()
-			if err == nil {
-				return addr, stop, nil
+	left := b.opts.budget - time.Since(began)
+	if left < 5*time.Second {
+		res.Status, res.Error = "skipped", fmt.Sprintf("the run's budget (-budget %s) is spent", b.opts.budget)
+		fmt.Printf("part %d %s: %s\n", p.n, p.name, res.Error)
+		return res
+	}
+	bound = min(bound, left)
+	fmt.Printf("part %d %s (bound %s)...\n", p.n, p.name, bound)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	b.mu.Lock()
+	b.notes = nil
+	b.mu.Unlock()
+	b.stamps.reset()
+	b.hostLog.take()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 			}
+		}()
+		done <- p.run(ctx, b)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// Give the part a moment to notice and clean up.
+		select {
+		case err = <-done:
+		case <-time.After(15 * time.Second):
+			err = errors.New("did not return after its bound; abandoned")
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("redis-server on %s did not answer", addr)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if warns, errs, hidden, first := b.hostLog.take(); warns+errs > 0 {
+		msg := fmt.Sprintf("the hosts logged %d errors and %d warnings (%d lines not shown on stderr)", errs, warns, hidden)
+		if first != "" {
+			msg += "; first: " + first
 		}
-		time.Sleep(10 * time.Millisecond)
+		b.note("%s", msg)
+	}
+	b.mu.Lock()
+	res.Notes = b.notes
+	b.mu.Unlock()
+	switch {
+	case err == nil && ctx.Err() == nil:
+		res.Status = "ok"
+	case ctx.Err() != nil:
+		res.Status = "timeout"
+		if err != nil {
+			res.Error = err.Error()
+		}
+	default:
+		res.Status, res.Error = "failed", err.Error()
+	}
+	fmt.Printf("part %d %s: %s in %.1fs", p.n, p.name, res.Status, res.Seconds)
+	if res.Error != "" {
+		fmt.Printf(": %s", res.Error)
+	}
+	fmt.Println()
+	return res
+}
+
+func stopProfiles(profile, traceOut *os.File) {
+	if profile != nil {
+		pprof.StopCPUProfile()
+	}
+	if traceOut != nil {
+		trace.Stop()
 	}
 }
 
 func buildPlugin(dir string) error {
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "fixture"), "./host/internal/testkit/plugintest/fixture").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "benchplugin"), "./host/internal/bench/plugin").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("build the no-op plugin: %v\n%s", err, out)
+		return fmt.Errorf("build the bench plugin (run from the module root): %v\n%s", err, out)
 	}
 	return nil
 }
 
-type rawContext struct{}
-
-// raw enqueues n jobs from one client, then processes them with a no-op
-// handler.
-func raw(pool *redis.Pool, n, workers int, timeout time.Duration) (enqueue, process float64, err error) {
-	const ns = "{bench-raw}"
-	enq := work.NewEnqueuer(ns, pool)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if _, err := enq.Enqueue("NOOP", map[string]any{"i": i}); err != nil {
-			return 0, 0, err
-		}
+// commit is `git rev-parse HEAD`, or the VCS revision stamped in the
+// binary, or "".
+func commit() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
+		return strings.TrimSpace(string(out))
 	}
-	enqueue = float64(n) / time.Since(start).Seconds()
-	var done atomic.Int64
-	wp := work.NewWorkerPool(rawContext{}, uint(workers), ns, pool)
-	wp.JobWithOptions("NOOP", work.JobOptions{MaxFails: 1, SkipDead: true}, func(*work.Job) error {
-		done.Add(1)
-		return nil
-	})
-	start = time.Now()
-	wp.Start()
-	defer wp.Stop()
-	for deadline := start.Add(timeout); done.Load() < int64(n); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("processed %d of %d within %s", done.Load(), n, timeout)
-		}
-	}
-	return enqueue, float64(n) / time.Since(start).Seconds(), nil
-}
-
-// berth queues n NOOP jobs with their stats, starts a host and waits until
-// every one is Success.
-func berth(addr string, pool *redis.Pool, plugins, tmp string, n, workers int, timeout time.Duration) (float64, error) {
-	const ns = "bench-berth"
-	ctx := context.Background()
-	st := store.New(pool, store.Options{Namespace: ns})
-	ids := make([]string, n)
-	for i := range ids {
-		now := st.Now()
-		s := &job.Stats{ID: job.NewID(), Name: "NOOP", Kind: job.Generic, Status: job.Pending,
-			EnqueueTime: now, UpdateTime: now, Revision: now, Parameters: job.Parameters{"i": i}}
-		s.RefLink = job.RefLink(s.ID)
-		if err := st.Create(ctx, s); err != nil {
-			return 0, err
-		}
-		ids[i] = s.ID
-	}
-	cfg := config.Default()
-	cfg.WorkerPool.RedisPool.RedisURL = "redis://" + addr
-	cfg.WorkerPool.RedisPool.Namespace = ns
-	cfg.WorkerPool.Workers = workers
-	cfg.PluginsDir = plugins
-	cfg.Secret = "bench"
-	cfg.JobLoggers = []config.Logger{{Name: config.LoggerFile, Level: "INFO", Settings: map[string]any{config.SettingBaseDir: filepath.Join(tmp, "logs")}}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	h := daemon.New(daemon.Options{Config: cfg, Listener: l, Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: os.Stderr})})
-	start := time.Now()
-	if err := h.Start(ctx); err != nil {
-		return 0, err
-	}
-	defer h.Stop()
-	keys := st.Keys()
-	for deadline := start.Add(timeout); ; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("not done within %s", timeout)
-		}
-		c := pool.Get()
-		left, err := redis.Int(c.Do("LLEN", keys.Jobs("NOOP")))
-		if err != nil || left > 0 {
-			c.Close()
-			continue
-		}
-		for _, id := range ids {
-			_ = c.Send("HGET", keys.Stats(id), "status")
-		}
-		_ = c.Flush()
-		final := 0
-		for range ids {
-			if s, _ := redis.String(c.Receive()); job.Status(s).Final() {
-				final++
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
 			}
 		}
-		c.Close()
-		if final == n {
-			return float64(n) / time.Since(start).Seconds(), nil
+	}
+	return ""
+}
+
+func machineInfo(pool *redis.Pool) machine {
+	m := machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, RedisVersion: redisVersion(pool), LoadAvgStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
 		}
 	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// loadAvg is /proc/loadavg's 1, 5 and 15 minute averages: other work on
+// the machine skews every figure, and this shows whether there was some.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

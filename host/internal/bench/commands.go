@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocraft/work"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/store"
+)
+
+// Part 7: Redis commands per job and idle load, from INFO commandstats
+// (calls; Redis 7 counts the commands a script runs as well as the
+// EVALSHA). A window is opened around a measured batch; the bench's own
+// commands (counted on its pool) and INFO are taken out. Nothing else
+// touches Redis meanwhile: every earlier part has stopped its hosts and
+// pools.
+//
+// Per job: a running pool (raw) or host (Berth) takes n no-op jobs, raw
+// enqueued from one client, Berth posted to the REST API from 8 clients;
+// the window closes when the queue is empty and nothing is in flight. The
+// window also holds the pools' background work of those seconds
+// (heartbeats, the requeuer), a few commands a second, so well under 0.01
+// per job.
+//
+// Idle: a pool or host that has run for settle with nothing to do, over
+// o.idleFor.
+func partCommands(ctx context.Context, b *bench) error {
+	n := b.opts.commandJobs
+	raw, err := b.rawCommands(ctx, n)
+	if err != nil {
+		return fmt.Errorf("raw per job: %w", err)
+	}
+	berth, err := b.berthCommands(ctx, n)
+	if err != nil {
+		return fmt.Errorf("berth per job: %w", err)
+	}
+	m := &metric{Part: 7, Key: "commands.per_job", Label: "Redis commands per job", Unit: "calls",
+		Berth: &figure{Value: float64(berth.Total) / float64(n), Runs: 1, PerRunCount: n},
+		Raw:   &figure{Value: float64(raw.Total) / float64(n), Runs: 1, PerRunCount: n}}
+	m.setRatio()
+	b.add(m)
+	b.note("per job, berth (submit over REST + run + statuses): %s", topText(berth.top(20, float64(n))))
+	b.note("per job, raw (enqueue + run): %s", topText(raw.top(20, float64(n))))
+
+	rawIdle, err := b.rawIdle(ctx)
+	if err != nil {
+		return fmt.Errorf("raw idle: %w", err)
+	}
+	berthIdle, err := b.berthIdle(ctx)
+	if err != nil {
+		return fmt.Errorf("berth idle: %w", err)
+	}
+	ri, bi := rawIdle.perSecond(), berthIdle.perSecond()
+	im := &metric{Part: 7, Key: "commands.idle", Label: "idle Redis load, 1 host", Unit: "calls/s",
+		Berth:     &figure{Value: bi, Seconds: berthIdle.Seconds},
+		Raw:       &figure{Value: ri, Seconds: rawIdle.Seconds},
+		RatioNote: fmt.Sprintf("%+.1f/s", bi-ri)}
+	// "A few commands per second per host" above the raw pool: 5.
+	im.judge("<= raw + 5/s", bi-ri <= 5)
+	b.add(im)
+	b.note("idle, berth (calls/s): %s", topText(berthIdle.top(10, berthIdle.Seconds)))
+	b.note("idle, raw (calls/s): %s", topText(rawIdle.top(10, rawIdle.Seconds)))
+	b.note("idle target: the sparse-pickup fix may add at most 5 calls/s per host over raw gocraft/work")
+	return nil
+}
+
+func topText(xs []nameValue) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%s %s", x.Name, num(x.Value)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (d cmdDiff) perSecond() float64 {
+	if d.Seconds <= 0 {
+		return 0
+	}
+	return float64(d.Total) / d.Seconds
+}
+
+func (b *bench) rawCommands(ctx context.Context, n int) (cmdDiff, error) {
+	ns := rawNS("commands")
+	var done atomic.Int64
+	wp := b.newRawPool(ns, "NOOP", func(*work.Job) error {
+		done.Add(1)
+		return nil
+	})
+	wp.Start()
+	defer wp.Stop()
+	time.Sleep(300 * time.Millisecond)
+	w, err := openWindow(b.pool, b.counter)
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	e := work.NewEnqueuer(ns, b.subject)
+	for i := range n {
+		if _, err := e.Enqueue("NOOP", work.Q{"i": i}); err != nil {
+			return cmdDiff{}, err
+		}
+	}
+	// The raw namespace's keys are spelled like Berth's (see rawNS).
+	if err := b.waitDrained(ctx, store.NewKeys("bench-raw-commands"), "NOOP", 5*time.Millisecond); err != nil {
+		return cmdDiff{}, err
+	}
+	if got := done.Load(); got != int64(n) {
+		return cmdDiff{}, fmt.Errorf("%d of %d jobs ran", got, n)
+	}
+	return w.close()
+}
+
+func (b *bench) berthCommands(ctx context.Context, n int) (cmdDiff, error) {
+	h, err := b.startHost(ctx, "bench-commands", "NOOP")
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	defer h.stop()
+	time.Sleep(300 * time.Millisecond)
+	w, err := openWindow(b.pool, b.counter)
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	ids := make([]string, n)
+	if _, _, err := concurrently(ctx, 8, n, func(i int) error {
+		st, err := b.api.submit(ctx, h.url, submitBody("NOOP", job.Parameters{"i": i}, 0))
+		if err == nil {
+			ids[i] = st.ID
+		}
+		return err
+	}); err != nil {
+		return cmdDiff{}, err
+	}
+	if err := b.waitDrained(ctx, h.keys, "NOOP", 5*time.Millisecond); err != nil {
+		return cmdDiff{}, err
+	}
+	d, err := w.close()
+	if err != nil {
+		return d, err
+	}
+	if bad, err := b.notSuccess(h.keys, ids); err != nil || bad > 0 {
+		b.note("berth commands: %d jobs not Success (%v)", bad, err)
+	}
+	return d, nil
+}
+
+func (b *bench) rawIdle(ctx context.Context) (cmdDiff, error) {
+	wp := b.newRawPool(rawNS("idle"), "NOOP", func(*work.Job) error { return nil })
+	wp.Start()
+	defer wp.Stop()
+	return b.idleWindow(ctx)
+}
+
+func (b *bench) berthIdle(ctx context.Context) (cmdDiff, error) {
+	h, err := b.startHost(ctx, "bench-idle", "NOOP")
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	defer h.stop()
+	return b.idleWindow(ctx)
+}
+
+func (b *bench) idleWindow(ctx context.Context) (cmdDiff, error) {
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return cmdDiff{}, ctx.Err()
+	}
+	w, err := openWindow(b.pool, b.counter)
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	select {
+	case <-time.After(b.opts.idleFor):
+	case <-ctx.Done():
+		return cmdDiff{}, ctx.Err()
+	}
+	return w.close()
+}

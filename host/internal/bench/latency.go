@@ -1,0 +1,389 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocraft/work"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/store"
+)
+
+// How pickup and lateness are measured
+//
+// Raw: the handler runs in the bench process and records time.Now() as
+// it starts. Berth: the bench plugin's STAMP job sends a UDP datagram
+// with its wall-clock time as its Run starts (see plugin/main.go); the
+// datagram touches neither Redis nor the host. Pickup is that start minus
+// the time the bench issued the submission: just before Enqueue (raw) or
+// just before the POST (Berth, so Berth's figure includes the REST call,
+// the Validate RPC and the Create script). Lateness is the start minus
+// run_at as the system returned it (gocraft/work's ScheduledJob.RunAt,
+// Berth's stats.run_at: both whole unix seconds).
+
+// settle is how long a pool stays idle before a sparse or scheduled
+// measurement, so that its idle workers are in their longest back-off as
+// on a quiet queue (gocraft/work reaches 5 s sleeps after about 1.1 s).
+const settle = 2 * time.Second
+
+// sample is one submitted job.
+type sample struct {
+	id   string
+	from time.Time // submission issued, or run_at
+}
+
+// collect waits until every sample's job has started (start returns its
+// start time) or until wait has passed, and returns the delays and how
+// many never started.
+func collect(ctx context.Context, samples []sample, start func(id string) (time.Time, bool), wait time.Duration) ([]time.Duration, int) {
+	pending := map[int]bool{}
+	for i, s := range samples {
+		if s.id != "" {
+			pending[i] = true
+		}
+	}
+	var out []time.Duration
+	deadline := time.Now().Add(wait)
+	for {
+		for i := range pending {
+			if t, ok := start(samples[i].id); ok {
+				out = append(out, t.Sub(samples[i].from))
+				delete(pending, i)
+			}
+		}
+		if len(pending) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return out, len(pending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (b *bench) stampStart(id string) (time.Time, bool) {
+	s, ok := b.stamps.take("run", id)
+	return s.at, ok
+}
+
+// load describes the arrivals of one measurement.
+type load struct {
+	name    string
+	rate    float64       // jobs per second, evenly spaced
+	d       time.Duration // measured period
+	warm    time.Duration // arrivals before the measured period, not counted
+	senders int           // goroutines submitting
+	delay   uint64        // > 0: scheduled that many seconds ahead
+	settle  bool          // let the pool idle for settle first
+	hold    bool          // keep one long job running on the pool meanwhile
+	ready   *sync.WaitGroup
+}
+
+func (l load) total() int { return max(1, int(l.rate*(l.d+l.warm).Seconds())) }
+
+func (l load) warmN() int { return int(l.rate * l.warm.Seconds()) }
+
+// start lets the pool settle if asked, then waits for the other side.
+func (l load) start(ctx context.Context) {
+	if l.settle {
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+		}
+	}
+	if l.ready != nil {
+		l.ready.Done()
+		l.ready.Wait()
+	}
+}
+
+// measured drops the warm-up arrivals.
+func (l load) measured(samples []sample) []sample {
+	for i := range min(l.warmN(), len(samples)) {
+		samples[i].id = ""
+	}
+	return samples
+}
+
+// pickupResult is one side of one load.
+type pickupResult struct {
+	lat      []time.Duration
+	missing  int
+	achieved float64
+	errors   int
+	maxQueue int // longest queue seen during the arrivals (sampled every 50 ms)
+}
+
+func (r pickupResult) figure() *figure { return latency(r.lat, r.missing+r.errors) }
+
+// rawPickup runs a raw pool with an in-process STAMP handler, submits l
+// (Enqueue, or EnqueueIn measured against RunAt) and collects the starts.
+func (b *bench) rawPickup(ctx context.Context, l load) pickupResult {
+	ns := rawNS(l.name)
+	starts := newStartTimes()
+	wp := b.newRawPool(ns, "STAMP", func(j *work.Job) error {
+		starts.set(j.ID, time.Now())
+		return nil
+	})
+	holding, release := make(chan struct{}), make(chan struct{})
+	// HOLD as on the Berth side, whose plugin serves STAMP and HOLD.
+	wp.JobWithOptions("HOLD", work.JobOptions{MaxFails: 1, SkipDead: true}, func(*work.Job) error {
+		close(holding)
+		<-release
+		return nil
+	})
+	wp.Start()
+	defer wp.Stop()
+	e := work.NewEnqueuer(ns, b.subject)
+	if l.hold {
+		defer close(release) // before wp.Stop, which waits for the job
+		if _, err := e.Enqueue("HOLD", nil); err != nil {
+			return pickupResult{errors: 1}
+		}
+		select {
+		case <-holding:
+		case <-time.After(10 * time.Second):
+			return pickupResult{errors: 1}
+		}
+	}
+	l.start(ctx)
+	stopWatch := b.watchQueue(store.NewKeys("bench-raw-"+l.name), "STAMP")
+	samples := make([]sample, l.total())
+	var errs atomic.Int64
+	ach := paced(ctx, l.rate, len(samples), l.senders, func(i int) {
+		t := time.Now()
+		if l.delay > 0 {
+			sj, err := e.EnqueueIn("STAMP", int64(l.delay), work.Q{"i": i})
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			samples[i] = sample{id: sj.ID, from: time.Unix(sj.RunAt, 0)}
+			return
+		}
+		j, err := e.Enqueue("STAMP", work.Q{"i": i})
+		if err != nil {
+			errs.Add(1)
+			return
+		}
+		samples[i] = sample{id: j.ID, from: t}
+	})
+	maxQ := stopWatch()
+	lat, missing := collect(ctx, l.measured(samples), starts.get, time.Duration(l.delay)*time.Second+15*time.Second)
+	return pickupResult{lat: lat, missing: missing, achieved: ach, errors: int(errs.Load()), maxQueue: maxQ}
+}
+
+// berthPickup does the same through the REST API of h, with the plugin's
+// STAMP job.
+func (b *bench) berthPickup(ctx context.Context, h *berthHost, l load) pickupResult {
+	if l.hold {
+		st, err := b.api.submit(ctx, h.url, submitBody("HOLD", job.Parameters{"hold_seconds": 600}, 0))
+		if err != nil {
+			return pickupResult{errors: 1}
+		}
+		select {
+		case <-b.stamps.expect("run", st.ID):
+		case <-time.After(10 * time.Second):
+			return pickupResult{errors: 1}
+		}
+		defer func() { _ = b.api.action(context.Background(), h.url, st.ID, "stop") }()
+	}
+	l.start(ctx)
+	stopWatch := b.watchQueue(h.keys, "STAMP")
+	samples := make([]sample, l.total())
+	var errs atomic.Int64
+	ach := paced(ctx, l.rate, len(samples), l.senders, func(i int) {
+		t := time.Now()
+		st, err := b.api.submit(ctx, h.url, submitBody("STAMP", job.Parameters{"i": i}, l.delay))
+		if err != nil {
+			errs.Add(1)
+			return
+		}
+		from := t
+		if l.delay > 0 {
+			from = time.Unix(st.RunAt, 0)
+		}
+		samples[i] = sample{id: st.ID, from: from}
+	})
+	maxQ := stopWatch()
+	lat, missing := collect(ctx, l.measured(samples), b.stampStart, time.Duration(l.delay)*time.Second+15*time.Second)
+	return pickupResult{lat: lat, missing: missing, achieved: ach, errors: int(errs.Load()), maxQueue: maxQ}
+}
+
+// watchQueue samples the length of a queue every 50 ms (one LLEN, on the
+// counted pool) until the returned function is called, which returns the
+// longest length seen: a queue that grows means the pool cannot keep up,
+// one that stays short but with slow pickups means idle workers sleep.
+func (b *bench) watchQueue(keys store.Keys, name string) func() int {
+	done := make(chan struct{})
+	var longest atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			c := b.pool.Get()
+			n, err := redis.Int64(c.Do("LLEN", keys.Jobs(name)))
+			c.Close()
+			if err == nil && n > longest.Load() {
+				longest.Store(n)
+			}
+		}
+	}()
+	return func() int {
+		close(done)
+		wg.Wait()
+		return int(longest.Load())
+	}
+}
+
+// Part 4: pickup latency under steady load (raw, then Berth, each alone)
+// and under sparse load (raw and Berth side by side: at 5 jobs/s the two
+// hardly compete, and it halves the part's time).
+func partPickup(ctx context.Context, b *bench) error {
+	o := b.opts
+	h, err := b.startHost(ctx, "bench-pickup", "STAMP", "HOLD")
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+
+	// Steady: a fresh raw pool and the host take the load at once, after
+	// warm arrivals that are not counted, so that both are in their steady
+	// state (gocraft/work's workers poll every 0-10 ms while jobs keep
+	// coming).
+	steady := load{name: "pickup-steady", rate: o.steadyRate, d: o.steadyFor, warm: 500 * time.Millisecond, senders: 8}
+	raw := b.rawPickup(ctx, steady)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	berth := b.berthPickup(ctx, h, steady)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	m := &metric{Part: 4, Key: "pickup.steady", Label: fmt.Sprintf("pickup @%.0f/s", o.steadyRate), Unit: "ms p50 / p99", Berth: berth.figure(), Raw: raw.figure()}
+	m.setRatio()
+	b.add(m)
+	b.note("steady: %.0f jobs/s from 8 senders, %s of warm-up not counted, then %s; achieved raw %.0f/s, berth %.0f/s; submission errors raw %d, berth %d; never started within 15 s: raw %d, berth %d; longest queue raw %d, berth %d",
+		o.steadyRate, steady.warm, o.steadyFor, raw.achieved, berth.achieved, raw.errors, berth.errors, raw.missing, berth.missing, raw.maxQueue, berth.maxQueue)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	// Sparse: both idle for settle first, as on a quiet queue.
+	var ready sync.WaitGroup
+	ready.Add(2)
+	sparse := load{name: "pickup-sparse", rate: o.sparseRate, d: o.sparseFor, senders: 1, settle: true, ready: &ready}
+	var rawSparse pickupResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rawSparse = b.rawPickup(ctx, sparse)
+	}()
+	berthSparse := b.berthPickup(ctx, h, sparse)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err() // incomplete: no figure
+	}
+	m = &metric{Part: 4, Key: "pickup.sparse", Label: fmt.Sprintf("pickup @%.0f/s", o.sparseRate), Unit: "ms p50 / p99", Berth: berthSparse.figure(), Raw: rawSparse.figure()}
+	m.setRatio()
+	m.judge("p99 <= 50 ms", berthSparse.missing+berthSparse.errors == 0 && len(berthSparse.lat) > 0 && m.Berth.Latency.P99 <= 50)
+	b.add(m)
+	b.note("sparse: %.0f jobs/s for %s, evenly spaced, after %s idle, raw and berth at the same time; errors raw %d, berth %d; never started: raw %d, berth %d; with n=%d, p99 is the %s largest",
+		o.sparseRate, o.sparseFor, settle, rawSparse.errors, berthSparse.errors, rawSparse.missing, berthSparse.missing, len(berthSparse.lat), rank99(len(berthSparse.lat)))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+
+	// Sparse again, while one long job runs on each side (a scan or a
+	// replication on a quiet service): one busy worker must not hold
+	// back the idle ones.
+	ready = sync.WaitGroup{}
+	ready.Add(2)
+	long := load{name: "pickup-sparse-long", rate: o.sparseRate, d: o.sparseFor / 2, senders: 1, settle: true, hold: true, ready: &ready}
+	var rawLong pickupResult
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rawLong = b.rawPickup(ctx, long)
+	}()
+	berthLong := b.berthPickup(ctx, h, long)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	m = &metric{Part: 4, Key: "pickup.sparse_long_job", Label: fmt.Sprintf("pickup @%.0f/s, 1 long job running", o.sparseRate), Unit: "ms p50 / p99", Berth: berthLong.figure(), Raw: rawLong.figure()}
+	m.setRatio()
+	m.judge("p99 <= 50 ms", berthLong.missing+berthLong.errors == 0 && len(berthLong.lat) > 0 && m.Berth.Latency.P99 <= 50)
+	b.add(m)
+	b.note("sparse with a long job: as sparse, for %s, while one HOLD job occupies one worker of each pool; errors raw %d, berth %d; never started: raw %d, berth %d",
+		long.d, rawLong.errors, berthLong.errors, rawLong.missing, berthLong.missing)
+	b.note("pickup = start of the handler (raw, in process) or of the plugin's Run (berth, UDP report) - submission issued; berth includes its REST call")
+	return ctx.Err()
+}
+
+// rank99 names the sample the p99 of n samples is.
+func rank99(n int) string {
+	r := n - (n*99+99)/100 + 1
+	switch r {
+	case 1:
+		return "1st"
+	case 2:
+		return "2nd"
+	case 3:
+		return "3rd"
+	}
+	return fmt.Sprintf("%dth", r)
+}
+
+// Part 5: scheduled lateness. Raw EnqueueIn and Berth Scheduled
+// submissions with the same delay, side by side, at a low rate.
+func partScheduled(ctx context.Context, b *bench) error {
+	o := b.opts
+	h, err := b.startHost(ctx, "bench-scheduled", "STAMP", "HOLD")
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	var ready sync.WaitGroup
+	ready.Add(2)
+	l := load{name: "scheduled", rate: o.scheduledRate, d: o.scheduledFor, senders: 1, delay: o.scheduledDelay, settle: true, ready: &ready}
+	var raw pickupResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		raw = b.rawPickup(ctx, l)
+	}()
+	berth := b.berthPickup(ctx, h, l)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	m := &metric{Part: 5, Key: "scheduled.lateness", Label: fmt.Sprintf("scheduled %ds ahead, lateness", o.scheduledDelay), Unit: "ms p50 / p99", Berth: berth.figure(), Raw: raw.figure()}
+	m.setRatio()
+	m.judge("p99 <= 100 ms", berth.missing+berth.errors == 0 && len(berth.lat) > 0 && m.Berth.Latency.P99 <= 100)
+	b.add(m)
+	b.note("%.0f jobs/s for %s, each %d s ahead, raw (EnqueueIn) and berth (kind Scheduled) at the same time; errors raw %d, berth %d; never started: raw %d, berth %d",
+		o.scheduledRate, o.scheduledFor, o.scheduledDelay, raw.errors, berth.errors, raw.missing, berth.missing)
+	b.note("lateness = start - run_at (whole unix seconds, as each system returned it); min raw %.0f ms, berth %.0f ms",
+		minOf(m.Raw), minOf(m.Berth))
+	return ctx.Err()
+}
+
+func minOf(f *figure) float64 {
+	if f == nil || f.Latency == nil {
+		return 0
+	}
+	return f.Latency.Min
+}

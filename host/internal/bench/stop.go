@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/job"
+)
+
+// Part 6: stop latency. Each sample submits a HOLD job (which waits on
+// its context), waits for its Run to report that it started, then posts
+// stop and measures until the job's status is Stopped. The status is read
+// straight from the job's stats hash in a tight loop (HGET every 1 ms),
+// which is what GET /api/v1/jobs/{id} returns, without the HTTP round
+// trip: the figure is the time of the first read that shows Stopped, so it
+// overstates the latency by at most 1 ms plus one Redis round trip. The
+// plugin also reports when the job's context ended ("done"): the time the
+// stop took to reach the plugin. Same host: one host runs, the stop is
+// posted to it. Across hosts: two hosts share the namespace, and the stop
+// is posted to the one that does not run the job (told by the plugin's
+// process ID). gocraft/work has no stop: there is no raw counterpart.
+func partStop(ctx context.Context, b *bench) error {
+	const ns = "bench-stop"
+	a, err := b.startHost(ctx, ns, "HOLD")
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	same, err := b.stopSamples(ctx, []*berthHost{a}, false)
+	b.addStop("stop.same_host", "stop, same host", same, "p99 <= 50 ms", 50)
+	if err != nil {
+		return fmt.Errorf("same host: %w", err)
+	}
+
+	c, err := b.startHost(ctx, ns, "HOLD")
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	cross, err := b.stopSamples(ctx, []*berthHost{a, c}, true)
+	b.addStop("stop.cross_host", "stop, across 2 hosts", cross, "p99 <= 100 ms", 100)
+	if err != nil {
+		return fmt.Errorf("across hosts: %w", err)
+	}
+	b.note("stop latency = POST stop issued -> first HGET (1 ms loop) of the stats hash showing Stopped; raw gocraft/work has no stop")
+	b.note("same host: POST answered p50/p99 %s ms; stop reached the plugin (its context ended) p50/p99 %s ms",
+		pair(same.post), pair(same.ctxDone))
+	b.note("across hosts: POST answered p50/p99 %s ms; stop reached the plugin p50/p99 %s ms; jobs ran on the first host %d times, on the second %d times",
+		pair(cross.post), pair(cross.ctxDone), cross.onHost[0], cross.onHost[1])
+	return nil
+}
+
+type stopResult struct {
+	stopped, post, ctxDone []time.Duration
+	missing                int
+	onHost                 [2]int
+}
+
+func pair(ds []time.Duration) string {
+	l := summarise(ds)
+	if l.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s", num(l.P50), num(l.P99))
+}
+
+func (b *bench) addStop(key, label string, r stopResult, target string, limit float64) {
+	m := &metric{Part: 6, Key: key, Label: label, Unit: "ms p50 / p99", Berth: latency(r.stopped, r.missing)}
+	m.judge(target, r.missing == 0 && len(r.stopped) > 0 && m.Berth.Latency.P99 <= limit)
+	b.add(m)
+}
+
+// stopSamples measures o.stopSamples stops. With cross, the stop goes to
+// the host that does not run the job; otherwise to hosts[0], the only one.
+func (b *bench) stopSamples(ctx context.Context, hosts []*berthHost, cross bool) (stopResult, error) {
+	var r stopResult
+	for i := 0; i < b.opts.stopSamples; i++ {
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
+		st, err := b.api.submit(ctx, hosts[0].url, submitBody("HOLD", job.Parameters{"hold_seconds": 30, "i": i}, 0))
+		if err != nil {
+			return r, err
+		}
+		var started stamp
+		select {
+		case started = <-b.stamps.expect("run", st.ID):
+		case <-time.After(10 * time.Second):
+			r.missing++
+			continue
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+		target := hosts[0]
+		if cross {
+			runner := -1
+			for k, h := range hosts {
+				if h.runs(started.pid) {
+					runner = k
+				}
+			}
+			if runner < 0 {
+				return r, fmt.Errorf("job %s ran in plugin process %d, which neither host owns", st.ID, started.pid)
+			}
+			r.onHost[runner]++
+			target = hosts[1-runner]
+		}
+		done := b.stamps.expect("done", st.ID)
+		t0 := time.Now()
+		if err := b.api.action(ctx, target.url, st.ID, "stop"); err != nil {
+			return r, err
+		}
+		r.post = append(r.post, time.Since(t0))
+		at, err := b.waitStatus(ctx, target.keys.Stats(st.ID), job.Stopped, 10*time.Second)
+		if err != nil {
+			r.missing++
+			b.note("job %s: %v", st.ID, err)
+			continue
+		}
+		r.stopped = append(r.stopped, at.Sub(t0))
+		select {
+		case s := <-done:
+			r.ctxDone = append(r.ctxDone, s.at.Sub(t0))
+		case <-time.After(time.Second):
+		}
+	}
+	return r, nil
+}
+
+// waitStatus reads the status of a stats hash every millisecond until it
+// is want, and returns when the read that saw it was answered.
+func (b *bench) waitStatus(ctx context.Context, key string, want job.Status, bound time.Duration) (time.Time, error) {
+	c := b.pool.Get()
+	defer c.Close()
+	deadline := time.Now().Add(bound)
+	last := ""
+	for {
+		s, err := redis.String(c.Do("HGET", key, "status"))
+		now := time.Now()
+		if err != nil && !errors.Is(err, redis.ErrNil) {
+			return now, err
+		}
+		if job.Status(s) == want {
+			return now, nil
+		}
+		last = s
+		if now.After(deadline) || ctx.Err() != nil {
+			return now, fmt.Errorf("still %q after %s", last, bound)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
