@@ -66,7 +66,33 @@ func partCommands(ctx context.Context, b *bench) error {
 	b.note("idle, berth (calls/s): %s", topText(berthIdle.top(10, berthIdle.Seconds)))
 	b.note("idle, raw (calls/s): %s", topText(rawIdle.top(10, rawIdle.Seconds)))
 	b.note("idle target: the sparse-pickup fix may add at most 5 calls/s per host over raw gocraft/work")
+
+	// The alternative to Berth's wake-ups (gocraft/work's Drain, which
+	// waits on busy workers): one gocraft/work pool per worker, so that
+	// idle workers could be woken one by one. Its cost at idle:
+	perWorker, err := b.rawIdlePerWorker(ctx)
+	if err != nil {
+		return fmt.Errorf("raw idle, a pool per worker: %w", err)
+	}
+	pw := perWorker.perSecond()
+	alt := &metric{Part: 7, Key: "commands.idle_pool_per_worker", Label: "idle load, raw, 1 pool per worker", Unit: "calls/s",
+		Raw: &figure{Value: pw, Seconds: perWorker.Seconds}, RatioNote: fmt.Sprintf("%+.1f/s", pw-ri)}
+	b.add(alt)
+	b.note("idle, raw with one pool per worker (%d pools of 1; the alternative that would wake idle workers while another runs a long job): %s",
+		b.opts.workers, topText(perWorker.top(10, perWorker.Seconds)))
 	return nil
+}
+
+// rawIdlePerWorker measures the idle load of one gocraft/work pool of one
+// worker for each of the bench's workers.
+func (b *bench) rawIdlePerWorker(ctx context.Context) (cmdDiff, error) {
+	for i := 0; i < b.opts.workers; i++ {
+		wp := work.NewWorkerPool(rawContext{}, 1, rawNS("idle-per-worker"), b.subject)
+		wp.JobWithOptions("NOOP", work.JobOptions{MaxFails: 1, SkipDead: true}, func(*work.Job) error { return nil })
+		wp.Start()
+		defer wp.Stop()
+	}
+	return b.idleWindow(ctx)
 }
 
 func topText(xs []nameValue) string {

@@ -39,8 +39,9 @@ type Options struct {
 	// keep-alive, Timeout per request).
 	Client *http.Client
 	Logger hclog.Logger
-	// MaxIdleWait bounds a worker's sleep when nothing is due (default
-	// 1s); new events wake the workers earlier through Kick.
+	// MaxIdleWait bounds the sleep of the one worker that polls when
+	// nothing is due (default 5s); new events wake a worker at once
+	// through Kick, so the wait matters only for a lost pub/sub message.
 	MaxIdleWait time.Duration
 	// BreakerThreshold is the number of consecutive failures after which
 	// an endpoint is skipped for a backoff (default 3); BreakerEndpoints
@@ -74,7 +75,7 @@ func New(opts Options) *Deliverer {
 		opts.BackoffMax = max(opts.BackoffBase, 5*time.Minute)
 	}
 	if opts.MaxIdleWait <= 0 {
-		opts.MaxIdleWait = time.Second
+		opts.MaxIdleWait = 5 * time.Second
 	}
 	if opts.BreakerThreshold <= 0 {
 		opts.BreakerThreshold = 3
@@ -110,7 +111,7 @@ func (d *Deliverer) Start(ctx context.Context) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.work(ctx)
+			d.work(ctx, i == 0)
 		}()
 	}
 }
@@ -143,7 +144,12 @@ func (d *Deliverer) OnEvent(string) { d.Kick() }
 // lease is how long a claimed job stays with its worker.
 func (d *Deliverer) lease() time.Duration { return 3*d.opts.Timeout + 5*time.Second }
 
-func (d *Deliverer) work(ctx context.Context) {
+// work claims and delivers events until ctx ends. When nothing is due,
+// only the poller keeps an eye on the clock (the next due time, or
+// MaxIdleWait); the other workers wait to be kicked, so an idle host costs
+// Redis one claim per MaxIdleWait, not one per worker. A worker that got
+// an event kicks another one, so a backlog spreads over every worker.
+func (d *Deliverer) work(ctx context.Context, poller bool) {
 	idle := time.NewTimer(0)
 	defer idle.Stop()
 	for ctx.Err() == nil {
@@ -156,6 +162,10 @@ func (d *Deliverer) work(ctx context.Context) {
 			continue
 		}
 		if ev == nil {
+			if !poller {
+				d.sleep(ctx, nil, 0)
+				continue
+			}
 			wait := d.opts.MaxIdleWait
 			if !next.IsZero() {
 				wait = min(max(time.Until(next), 0), wait)
@@ -163,11 +173,20 @@ func (d *Deliverer) work(ctx context.Context) {
 			d.sleep(ctx, idle, wait)
 			continue
 		}
+		d.Kick()
 		d.deliver(ctx, ev)
 	}
 }
 
+// sleep waits for a kick, ctx's end, or (with a timer) wait.
 func (d *Deliverer) sleep(ctx context.Context, t *time.Timer, wait time.Duration) {
+	if t == nil {
+		select {
+		case <-ctx.Done():
+		case <-d.wake:
+		}
+		return
+	}
 	t.Reset(wait)
 	select {
 	case <-ctx.Done():

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gocraft/work"
@@ -53,11 +52,23 @@ type Pool struct {
 	wp  *work.WorkerPool
 	log hclog.Logger
 
-	mu       sync.Mutex
-	started  bool
-	stopping bool
-	draining atomic.Bool
+	mu        sync.Mutex
+	started   bool
+	stopping  bool
+	inflight  int       // wake-ups (Drain calls) running
+	lastStart time.Time // of the latest wake-up
+	pending   bool      // a wake-up was asked for while one ran
+	trailing  bool      // a trailing wake-up is scheduled
 }
+
+// Wake-up tuning: at most maxDrains run at once; a new one starts beside a
+// running one only when that one has run for stuckAfter (it waits on a
+// busy worker); and wake-ups start at most one per minGap.
+const (
+	maxDrains  = 4
+	stuckAfter = 20 * time.Millisecond
+	minGap     = 5 * time.Millisecond
+)
 
 // noFailLimit makes gocraft/work retry whenever the handler says so.
 const noFailLimit = math.MaxInt32
@@ -108,32 +119,82 @@ func (p *Pool) Stop() {
 	// A wake-up in flight ends when every worker has seen an empty queue.
 	// A worker busy with a long job sees it only after that job, and once
 	// stopped it never does: gocraft/work's Drain then waits forever. Give
-	// it a moment; past that, the waiting goroutines are abandoned (a
-	// handful at most, and only when the host stops mid-job).
-	for deadline := time.Now().Add(time.Second); p.draining.Load() && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	// them a moment; past that, their goroutines are abandoned (bounded by
+	// maxDrains, and only when the host stops mid-job).
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		n := p.inflight
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
 	}
 	p.wp.Stop()
 }
 
 // Wake makes idle workers look at their queues now instead of at the end
 // of their back-off (gocraft/work's idle workers sleep up to 5 s between
-// polls). It uses gocraft/work's Drain, which wakes the idle workers at
-// once but returns only when every worker has seen an empty queue, so
-// after a busy one's current job. At most one wake-up runs at a time (more
-// would pile goroutines up on busy workers); a call while one runs is
-// dropped. So a job queued while another wake-up waits on a long job may
-// still wait for a worker's back-off.
+// polls). It uses gocraft/work's Drain, the only way to interrupt that
+// sleep: Drain wakes the idle workers at once but returns only when every
+// worker has seen an empty queue, so after a busy worker's current job.
+// Wake-ups asked for while one runs are folded into one that follows it;
+// a second one runs beside the first only once the first has waited on a
+// busy worker for stuckAfter, and never more than maxDrains at once.
 func (p *Pool) Wake() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.started || p.stopping || !p.draining.CompareAndSwap(false, true) {
+	if !p.started || p.stopping {
 		return
 	}
+	now := time.Now()
+	switch {
+	case p.inflight > 0 && (p.inflight >= maxDrains || now.Sub(p.lastStart) < stuckAfter):
+		// The running wake-up may have passed the idle workers already:
+		// look again when it is late enough to count as stuck.
+		p.pending = true
+		if p.inflight < maxDrains {
+			p.scheduleTrailing(stuckAfter - now.Sub(p.lastStart))
+		}
+	case now.Sub(p.lastStart) < minGap:
+		p.pending = true
+		p.scheduleTrailing(minGap - now.Sub(p.lastStart))
+	default:
+		p.startDrain(now)
+	}
+}
+
+// startDrain runs one wake-up; p.mu is held.
+func (p *Pool) startDrain(now time.Time) {
+	p.inflight++
+	p.lastStart = now
+	p.pending = false
 	go func() {
-		defer p.draining.Store(false)
 		p.wp.Drain()
+		p.mu.Lock()
+		p.inflight--
+		again := p.pending
+		p.mu.Unlock()
+		if again {
+			p.Wake()
+		}
 	}()
+}
+
+// scheduleTrailing makes sure a pending wake-up runs after d; p.mu is held.
+func (p *Pool) scheduleTrailing(d time.Duration) {
+	if p.trailing {
+		return
+	}
+	p.trailing = true
+	time.AfterFunc(d, func() {
+		p.mu.Lock()
+		p.trailing = false
+		again := p.pending
+		p.mu.Unlock()
+		if again {
+			p.Wake()
+		}
+	})
 }
 
 // Heartbeats lists the worker pools of namespace, healthy when their last

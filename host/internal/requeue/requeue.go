@@ -13,9 +13,10 @@ import (
 // Options configure a Requeuer.
 type Options struct {
 	Store *store.Store
-	// MaxWait bounds a sleep between moves (default 1s): entries that
-	// arrive without a timer message (gocraft/work's own retry writes) are
-	// picked up within it.
+	// MaxWait bounds a sleep between moves (default 5s). Every job
+	// scheduled through Berth announces its run time on the timer channel,
+	// so this matters only for lost messages and for gocraft/work's own
+	// retry writes, which gocraft/work's requeuer also moves once a second.
 	MaxWait time.Duration
 	// Batch bounds the entries moved per set and round trip (default 1000).
 	Batch  int
@@ -34,7 +35,7 @@ type Requeuer struct {
 // New returns a Requeuer; Start starts it.
 func New(opts Options) *Requeuer {
 	if opts.MaxWait <= 0 {
-		opts.MaxWait = time.Second
+		opts.MaxWait = 5 * time.Second
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 1000

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -135,7 +134,7 @@ func (r *Runner) Backoff(id string, fails int64) time.Duration {
 // to have the job retried.
 func (r *Runner) Handle(j queue.Job) error {
 	ctx := r.base
-	log := r.log.With("job_id", j.ID, "job_name", j.Name)
+	log := lazyLog{r.log, j}
 	if ctx.Err() != nil {
 		r.requeue(j.ID, log)
 		return nil
@@ -180,7 +179,7 @@ func (r *Runner) Handle(j queue.Job) error {
 	a.mu.Unlock()
 	logger.Log(joblog.Debug, fmt.Sprintf("attempt %d of %s started (revision %d)", j.Fails+1, j.Name, a.rev))
 
-	out := r.run(ctx, a, jt, j, res.Stats)
+	out := r.run(ctx, a, j, res)
 	return r.finish(a, jt, j, out, log)
 }
 
@@ -191,7 +190,7 @@ type outcome struct {
 	shutdown bool
 }
 
-func (r *Runner) run(base context.Context, a *attempt, jt pluginhost.JobType, j queue.Job, st *job.Stats) outcome {
+func (r *Runner) run(base context.Context, a *attempt, j queue.Job, started store.Result) outcome {
 	ctx, cancel := context.WithCancelCause(base)
 	defer cancel(nil)
 	if r.opts.JobTimeout > 0 {
@@ -203,20 +202,17 @@ func (r *Runner) run(base context.Context, a *attempt, jt pluginhost.JobType, j 
 	a.cancel = cancel
 	a.mu.Unlock()
 
-	// The parameters as submitted (the stats keep Go's JSON of them; the
-	// queue entry may have been re-encoded by gocraft/work's Lua, which
-	// turns an empty array into an object).
-	params, err := json.Marshal(st.Parameters)
-	if err != nil {
-		return outcome{err: "parameters cannot be encoded: " + err.Error()}
-	}
+	// The parameters as submitted, verbatim: the stats keep Go's JSON of
+	// them, while the queue entry may have been re-encoded by
+	// gocraft/work's Lua (which turns an empty array into an object).
+	params := started.Params
 	props := make(map[string]string, len(r.opts.Properties)+4)
 	for k, v := range r.opts.Properties {
 		props[k] = v
 	}
 	props["job_id"], props["job_name"], props["revision"] = j.ID, j.Name, strconv.FormatInt(a.rev, 10)
-	if st.UpstreamJobID != "" {
-		props["upstream_job_id"] = st.UpstreamJobID
+	if up := started.Stats.UpstreamJobID; up != "" {
+		props["upstream_job_id"] = up
 	}
 
 	// A stop or cancel is relayed to the plugin, which ends the job's
@@ -237,7 +233,10 @@ func (r *Runner) run(base context.Context, a *attempt, jt pluginhost.JobType, j 
 		sctx, done := context.WithTimeout(ctx, r.opts.StopGrace)
 		defer done()
 		if _, err := r.plugins.Signal(sctx, a.name, a.id, cmd); err != nil {
-			r.log.Warn("could not signal the plugin; cancelling the call", "job_id", a.id, "error", err)
+			if ctx.Err() == nil {
+				r.log.Warn("could not signal the plugin; cancelling the call", "job_id", a.id, "error", err)
+			}
+			// Otherwise the run ended meanwhile: nothing to cancel.
 			cancel(fmt.Errorf("job %s", a.opCommand()))
 			return
 		}
@@ -267,8 +266,24 @@ func (r *Runner) run(base context.Context, a *attempt, jt pluginhost.JobType, j 
 	return out
 }
 
+// lazyLog adds the job to a log entry only when one is written: the
+// common path of a job logs nothing and should not pay for it.
+type lazyLog struct {
+	l hclog.Logger
+	j queue.Job
+}
+
+func (l lazyLog) with(args []any) []any {
+	return append([]any{"job_id", l.j.ID, "job_name", l.j.Name}, args...)
+}
+
+func (l lazyLog) Debug(msg string, args ...any) { l.l.Debug(msg, l.with(args)...) }
+func (l lazyLog) Info(msg string, args ...any)  { l.l.Info(msg, l.with(args)...) }
+func (l lazyLog) Warn(msg string, args ...any)  { l.l.Warn(msg, l.with(args)...) }
+func (l lazyLog) Error(msg string, args ...any) { l.l.Error(msg, l.with(args)...) }
+
 // finish records how the attempt ended and decides on a retry.
-func (r *Runner) finish(a *attempt, jt pluginhost.JobType, j queue.Job, out outcome, log hclog.Logger) error {
+func (r *Runner) finish(a *attempt, jt pluginhost.JobType, j queue.Job, out outcome, log lazyLog) error {
 	// The attempt is over; record it even if the host is shutting down.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -304,7 +319,7 @@ func (r *Runner) finish(a *attempt, jt pluginhost.JobType, j queue.Job, out outc
 	return errors.New(out.err)
 }
 
-func (r *Runner) move(ctx context.Context, a *attempt, to job.Status, f store.Fields, log hclog.Logger) error {
+func (r *Runner) move(ctx context.Context, a *attempt, to job.Status, f store.Fields, log lazyLog) error {
 	res, err := r.opts.Store.Move(ctx, a.id, a.rev, to, f)
 	if err != nil {
 		log.Error("cannot record the end of the attempt", "status", to, "error", err)
@@ -317,7 +332,7 @@ func (r *Runner) move(ctx context.Context, a *attempt, to job.Status, f store.Fi
 }
 
 // requeue queues a job again in a new revision; used at shutdown.
-func (r *Runner) requeue(id string, log hclog.Logger) {
+func (r *Runner) requeue(id string, log lazyLog) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := r.opts.Store.Get(ctx, id)

@@ -55,25 +55,21 @@ end
 -- channel, cap, now in ms.
 --
 -- track keeps the index of running jobs (by last progress) in step with
--- the job's status.
-local function track(key)
-  local n = #ARGV
-  local st = redis.call('hmget', key, 'status', 'id', 'update_time')
-  if not st[2] then return end
-  if st[1] == 'Running' then
-    redis.call('zadd', ARGV[n-5], tonumber(st[3]) or 0, st[2])
+-- a job's new status.
+local function track(id, status, at)
+  local running = ARGV[#ARGV-5]
+  if status == 'Running' then
+    redis.call('zadd', running, at, id)
   else
-    redis.call('zrem', ARGV[n-5], st[2])
+    redis.call('zrem', running, id)
   end
 end
 -- emit queues a status hook event of the job whose stats are at key, when
 -- the job has a hook: a snapshot of its stats (and the check-in message of
 -- a check-in event) appended to the job's event list, and the job made due
 -- for delivery. A check-in is not queued when the job already has cap
--- events waiting (status changes always are). It also updates the running
--- index.
+-- events waiting (status changes always are).
 local function emit(key, checkin)
-  track(key)
   local n = #ARGV
   local prefix, due, chan, cap, now_ms = ARGV[n-4], ARGV[n-3], ARGV[n-2], tonumber(ARGV[n-1]), ARGV[n]
   local url = redis.call('hget', key, 'web_hook_url')
@@ -162,8 +158,11 @@ return {'ok'}
 //
 // KEYS: stats
 // ARGV: now, stopped ttl, change args (6)
+//
+// It answers {outcome, revision, parameters, upstream_job_id, op_command}:
+// what the runner needs, not the whole hash (this is the hot path).
 var scriptStart = redis.NewScript(1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'op_command', 'retry_at')
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'op_command', 'retry_at', 'id', 'parameters', 'upstream_job_id')
 local status = cur[1]
 if not status then return {'missing'} end
 local rev = tonumber(cur[2]) or 0
@@ -173,8 +172,9 @@ if status == 'Running' and cur[3] and cur[3] ~= '' then
   redis.call('hset', KEYS[1], 'status', 'Stopped', 'update_time', now)
   redis.call('hdel', KEYS[1], 'retry_at')
   set_ttl(KEYS[1], tonumber(ARGV[2]))
+  track(cur[5], 'Stopped', now)
   emit(KEYS[1])
-  return reply('stopped', KEYS[1])
+  return {'stopped', tostring(rev), cur[6] or '', cur[7] or '', cur[3]}
 end
 if status == 'Running' or (status == 'Error' and (tonumber(cur[4]) or 0) > 0) then
   to_rev = math.max(now, rev + 1)
@@ -183,8 +183,9 @@ if not can_move(status, rev, 'Running', to_rev) then return {'refused', status} 
 redis.call('hset', KEYS[1], 'status', 'Running', 'revision', to_rev, 'update_time', now)
 redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
 redis.call('persist', KEYS[1])
+track(cur[5], 'Running', now)
 emit(KEYS[1])
-return reply('ok', KEYS[1])
+return {'ok', tostring(to_rev), cur[6] or '', cur[7] or '', ''}
 `)
 
 // scriptMove changes a job's status by job.CanMove's rule, sets or deletes
@@ -196,7 +197,7 @@ return reply('ok', KEYS[1])
 //
 //	entry, score, name, field, value, ...
 var scriptMove = redis.NewScript(-1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision')
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'id')
 if not cur[1] then return {'missing'} end
 local rev = tonumber(cur[2]) or 0
 local to, now = ARGV[1], tonumber(ARGV[3])
@@ -204,7 +205,7 @@ local to_rev
 if ARGV[2] == 'same' then to_rev = rev
 elseif ARGV[2] == 'next' then to_rev = math.max(now, rev + 1)
 else to_rev = tonumber(ARGV[2]) end
-if cur[1] == to and to_rev == rev then return reply('same', KEYS[1]) end
+if cur[1] == to and to_rev == rev then return {'same', to, tostring(rev), cur[3]} end
 if not can_move(cur[1], rev, to, to_rev) then return {'refused', cur[1], tostring(rev)} end
 redis.call('hset', KEYS[1], 'status', to, 'revision', to_rev, 'update_time', now)
 for i = 12, 11 + 2 * tonumber(ARGV[11]), 2 do
@@ -213,9 +214,10 @@ for i = 12, 11 + 2 * tonumber(ARGV[11]), 2 do
 end
 set_ttl(KEYS[1], tonumber(ARGV[4]))
 if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9], ARGV[10]) end
+track(cur[3], to, now)
 -- A job queued again (Pending) is not announced, as on submission.
-if to ~= 'Pending' then emit(KEYS[1]) else track(KEYS[1]) end
-return reply('ok', KEYS[1])
+if to ~= 'Pending' then emit(KEYS[1]) end
+return {'ok', to, tostring(to_rev), cur[3]}
 `)
 
 // scriptCheckin records a running job's check-in. check_in_at strictly
@@ -225,12 +227,13 @@ return reply('ok', KEYS[1])
 // KEYS: stats
 // ARGV: message, now, revision, change args (6)
 var scriptCheckin = redis.NewScript(1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'check_in_at')
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'check_in_at', 'id')
 if not cur[1] then return {'missing'} end
 if cur[1] ~= 'Running' or tonumber(cur[2]) ~= tonumber(ARGV[3]) then return {'refused', cur[1]} end
 local now = tonumber(ARGV[2])
 local at = math.max(now, (tonumber(cur[3]) or 0) + 1)
 redis.call('hset', KEYS[1], 'check_in', ARGV[1], 'check_in_at', at, 'update_time', now)
+track(cur[4], 'Running', now)
 emit(KEYS[1], ARGV[1])
 return reply('ok', KEYS[1])
 `)

@@ -215,8 +215,12 @@ const (
 // Result of a status change.
 type Result struct {
 	Outcome Outcome
-	// Stats after the change (nil when Refused or Missing).
+	// Stats after the change (nil when Refused or Missing). Start and Move
+	// fill only ID, Status, Revision and, for Start, UpstreamJobID: they
+	// are the hot path of every job.
 	Stats *job.Stats
+	// Params is the JSON of the job's parameters, as stored (Start only).
+	Params []byte
 	// Current is the status found when Refused.
 	Current job.Status
 	// OP is the operator's request recorded on the job (stop or cancel).
@@ -258,7 +262,27 @@ func (s *Store) Start(ctx context.Context, id string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("store: start job %s: %w", id, err)
 	}
-	return s.result("start", id, res)
+	switch res[0] {
+	case "missing":
+		return Result{Outcome: Missing}, nil
+	case "refused":
+		return Result{Outcome: Refused, Current: job.Status(res[1])}, nil
+	case "ok", "stopped":
+		if len(res) != 5 {
+			break
+		}
+		rev, err := strconv.ParseInt(res[1], 10, 64)
+		if err != nil {
+			break
+		}
+		r := Result{Outcome: Moved, OP: job.Action(res[4]), Params: []byte(res[2]),
+			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, UpstreamJobID: res[3]}}
+		if res[0] == "stopped" {
+			r.Outcome, r.Stats.Status = StoppedOnStart, job.Stopped
+		}
+		return r, nil
+	}
+	return Result{}, fmt.Errorf("store: start job %s: unexpected reply %q", id, res)
 }
 
 // Fields are fields to set (or, with an empty value, delete) along with a
@@ -304,7 +328,26 @@ func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields 
 	if err != nil {
 		return Result{}, fmt.Errorf("store: move job %s to %s: %w", id, to, err)
 	}
-	return s.result("move", id, res)
+	switch res[0] {
+	case "missing":
+		return Result{Outcome: Missing}, nil
+	case "refused":
+		return Result{Outcome: Refused, Current: job.Status(res[1])}, nil
+	case "ok", "same":
+		if len(res) != 4 {
+			break
+		}
+		rev, err := strconv.ParseInt(res[2], 10, 64)
+		if err != nil {
+			break
+		}
+		r := Result{Outcome: Moved, Stats: &job.Stats{ID: id, Status: job.Status(res[1]), Revision: rev}}
+		if res[0] == "same" {
+			r.Outcome = Same
+		}
+		return r, nil
+	}
+	return Result{}, fmt.Errorf("store: move job %s to %s: unexpected reply %q", id, to, res)
 }
 
 // Checkin records the check-in of a running job of revision rev; Refused
