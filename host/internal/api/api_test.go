@@ -518,7 +518,7 @@ func TestBackendErrors(t *testing.T) {
 		{name: "SubmitPluginValidate", method: http.MethodPost, path: "/api/v1/jobs", body: submitBody,
 			err: job.BadRequest(`parameter "sleep" must be a number`), status: 400, code: 10013, want: []string{`"sleep"`}},
 		{name: "ExecutionsNotPeriodic", method: http.MethodGet, path: "/api/v1/jobs/" + id1 + "/executions",
-			err: fmt.Errorf("period: %w", job.ErrNotPeriodic), status: 400, code: 10013, want: []string{id1, "not periodic"}},
+			err: fmt.Errorf("period: %w", job.ErrNotPeriodic), status: 400, code: 10013, want: []string{id1, "has no executions"}},
 		// Conflicts.
 		{name: "SubmitDuplicateUnique", method: http.MethodPost, path: "/api/v1/jobs", body: submitBody,
 			err:    fmt.Errorf("queue: enqueue unique: %w", &job.ConflictError{Name: "DEMO", ExistingID: id2}),

@@ -128,7 +128,7 @@ func classify(x *exchange, err error) reply {
 		return reply{status: http.StatusBadRequest, code: codeBadRequest, details: badReq.Reason}
 	case errors.Is(err, job.ErrNotPeriodic):
 		return reply{status: http.StatusBadRequest, code: codeBadRequest, details: fmt.Sprintf(
-			"job %s is not periodic: only a Periodic job has executions; GET /api/v1/jobs/%s shows the job itself",
+			"job %s has no executions: only a periodic job or a job that launched sub-jobs has them; GET /api/v1/jobs/%s shows the job itself",
 			x.id, x.id)}
 	case errors.As(err, &conflict):
 		return reply{status: http.StatusConflict, code: codeConflict, details: conflict.Error() +

@@ -180,7 +180,9 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	if err = h.logs.Start(context.Background()); err != nil {
 		return err
 	}
-	h.pool.Start()
+	if err = h.pool.Start(ctx); err != nil {
+		return err
+	}
 	h.requeuer.Start(ctx)
 	h.hooks.Start(ctx)
 	h.reaper.Start(ctx)
@@ -276,6 +278,9 @@ func (h *Host) teardown() {
 	}
 	if h.runner != nil {
 		h.runner.Shutdown()
+	}
+	if h.pool != nil {
+		h.pool.Stop()
 	}
 	if h.listener != nil {
 		h.listener.Stop()

@@ -227,7 +227,9 @@ func TestRetryActionRerunsAnErrorJobUnderTheSameID(t *testing.T) {
 func TestUniqueDuplicateIs409WithTheExistingID(t *testing.T) {
 	t.Parallel()
 	h := hosttest.NewCluster(t).Start(t, nil)
-	meta := func() map[string]any { return map[string]any{"kind": "Scheduled", "schedule_delay": 60, "unique": true} }
+	meta := func() map[string]any {
+		return map[string]any{"kind": "Scheduled", "schedule_delay": 60, "unique": true}
+	}
 	first := h.Submit(t, "DEMO", demo(nil), meta())
 	r := h.Do(t, http.MethodPost, "/api/v1/jobs", hosttest.Auth, hosttest.Request("DEMO", demo(nil), meta()))
 	var body struct {

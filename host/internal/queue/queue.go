@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -49,8 +50,10 @@ type Options struct {
 
 // Pool is a gocraft/work worker pool.
 type Pool struct {
-	wp  *work.WorkerPool
-	log hclog.Logger
+	wp        *work.WorkerPool
+	log       hclog.Logger
+	redis     *redis.Pool
+	namespace string
 
 	mu        sync.Mutex
 	started   bool
@@ -80,7 +83,8 @@ func New(opts Options) *Pool {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	p := &Pool{wp: work.NewWorkerPool(workContext{}, opts.Concurrency, opts.Namespace, opts.Redis), log: opts.Logger}
+	p := &Pool{wp: work.NewWorkerPool(workContext{}, opts.Concurrency, opts.Namespace, opts.Redis), log: opts.Logger,
+		redis: opts.Redis, namespace: opts.Namespace}
 	backoff := func(j *work.Job) int64 {
 		d := opts.Backoff(j.ID, j.Fails)
 		return max(1, int64(math.Ceil(d.Seconds())))
@@ -95,15 +99,41 @@ func New(opts Options) *Pool {
 	return p
 }
 
-// Start starts the workers. Safe to call twice.
-func (p *Pool) Start() {
+// Start starts the workers and returns once the pool's first heartbeat
+// is in Redis (gocraft/work writes it from a goroutine), so that
+// GET /api/v1/stats lists the pool as soon as the host says it is ready.
+// Safe to call twice.
+func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.started || p.stopping {
-		return
+		p.mu.Unlock()
+		return nil
 	}
 	p.started = true
+	client := work.NewClient(p.namespace, p.redis)
+	before := map[string]bool{}
+	if hb, err := client.WorkerPoolHeartbeats(); err == nil {
+		for _, h := range hb {
+			before[h.WorkerPoolID] = true
+		}
+	}
 	p.wp.Start()
+	p.mu.Unlock()
+	for {
+		hb, err := client.WorkerPoolHeartbeats()
+		if err == nil {
+			for _, h := range hb {
+				if !before[h.WorkerPoolID] && h.HeartbeatAt > 0 {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("queue: the worker pool's first heartbeat: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Stop stops taking jobs and returns once the running ones have returned.

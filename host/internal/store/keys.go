@@ -31,8 +31,12 @@ func (k Keys) StatsPattern() string { return k.prefix + "job_stats:*" }
 // StatsID returns the job ID of a stats key.
 func (k Keys) StatsID(key string) string { return key[len(k.StatsPrefix()):] }
 
-// Executions is the sorted set of a periodic policy's executions.
-func (k Keys) Executions(policyID string) string { return k.prefix + "executions:" + policyID }
+// Executions is the sorted set of a periodic policy's executions (or of
+// a job's sub-jobs).
+func (k Keys) Executions(policyID string) string { return k.ExecutionsPrefix() + policyID }
+
+// ExecutionsPrefix is the prefix of every executions set.
+func (k Keys) ExecutionsPrefix() string { return k.prefix + "executions:" }
 
 // StatsPrefix is the prefix of every stats key: StatsPrefix()+id is
 // Stats(id).

@@ -221,8 +221,9 @@ func TestCreateExecution(t *testing.T) {
 	})
 }
 
-// TestExecutionsCap checks that a policy keeps at most Options.MaxExecutions
-// executions by dropping the oldest ended ones, and never one still to run.
+// TestExecutionsCap checks that a policy keeps its Options.MaxExecutions
+// newest ended executions, dropping older ended ones, and never one still
+// to run.
 func TestExecutionsCap(t *testing.T) {
 	t.Parallel()
 	const limit = 3
@@ -231,10 +232,11 @@ func TestExecutionsCap(t *testing.T) {
 		// states of the executions before one more fires, oldest first.
 		states []string
 	}{
-		{"OldestSuccessGoes", []string{inSuccess, inSuccess, inSuccess}},
-		{"OldestStoppedGoes", []string{inStopped, inScheduled, inScheduled}},
-		{"OldestFinalErrorGoes", []string{inFinalError, inScheduled, inScheduled}},
-		{"AsManyEndedAsOverTheCapGo", []string{inSuccess, inStopped, inFinalError, inSuccess, inScheduled}},
+		{"OldestSuccessGoes", []string{inSuccess, inSuccess, inSuccess, inSuccess}},
+		{"OldestStoppedGoes", []string{inStopped, inSuccess, inSuccess, inSuccess}},
+		{"OldestFinalErrorGoes", []string{inFinalError, inSuccess, inStopped, inSuccess, inScheduled}},
+		{"OlderEndedOnesGo", []string{inSuccess, inStopped, inFinalError, inSuccess, inSuccess, inScheduled}},
+		{"EndedWithinTheCapStay", []string{inSuccess, inStopped, inFinalError, inScheduled, inScheduled}},
 		{"ScheduledStaysBeyondTheCap", []string{inScheduled, inScheduled, inScheduled}},
 		{"PendingStaysBeyondTheCap", []string{inPending, inScheduled, inScheduled}},
 		{"RunningStaysBeyondTheCap", []string{inRunning, inScheduled, inScheduled}},
@@ -257,12 +259,19 @@ func TestExecutionsCap(t *testing.T) {
 			}
 			last := fire(t, s, p, *b.now+int64(60*(len(tc.states)+1)))
 
-			// The oldest ended ones go, as many as the set is over the cap.
-			over := len(tc.states) + 1 - limit
+			// The newest `limit` ended ones stay; older ended ones go.
+			endedCount := 0
+			for _, st := range tc.states {
+				if ended(st) {
+					endedCount++
+				}
+			}
+			drop := endedCount - limit
 			var wantKept, wantGone []string
 			for i, id := range execs {
-				if i < over && ended(tc.states[i]) {
+				if drop > 0 && ended(tc.states[i]) {
 					wantGone = append(wantGone, id)
+					drop--
 				} else {
 					wantKept = append(wantKept, id)
 				}
@@ -289,15 +298,15 @@ func TestExecutionsCap(t *testing.T) {
 	}
 }
 
-// TestExecutionsCapLooksPastNotEndedOnes: an ended execution newer than one
-// still to run is dropped when the set is over the cap.
+// TestExecutionsCapLooksPastNotEndedOnes: ended executions count toward the
+// cap wherever they sit among ones still to run.
 func TestExecutionsCapLooksPastNotEndedOnes(t *testing.T) {
 	t.Parallel()
 	const limit = 3
 	b := setup(t)
 	s := b.host(t, func(o *Options) { o.MaxExecutions = limit })
 	p := b.newPolicy(t, nil)
-	states := []string{inSuccess, inRunning, inSuccess, inScheduled}
+	states := []string{inSuccess, inRunning, inSuccess, inScheduled, inSuccess, inSuccess}
 	var execs []string
 	for i := range states {
 		execs = append(execs, fire(t, s, p, *b.now+int64(60*(i+1))))
@@ -306,11 +315,11 @@ func TestExecutionsCapLooksPastNotEndedOnes(t *testing.T) {
 		putIn(t, s, execs[i], state)
 	}
 	last := fire(t, s, p, *b.now+int64(60*(len(states)+1)))
-	// Five executions, cap 3: both Success ones go (the oldest ended ones),
-	// Running and Scheduled stay.
+	// Four ended, cap 3: the oldest Success goes; Running and Scheduled
+	// stay wherever they are.
 	got, _ := redis.Strings(b.do(t, "ZRANGE", b.keys.Executions(p.ID), 0, -1))
-	if want := []string{execs[1], execs[3], last}; !slices.Equal(got, want) {
-		t.Fatalf("executions = %q, want %q: the ended %s is kept although the set is over the cap", got, want, execs[2])
+	if want := append(append([]string{}, execs[1:]...), last); !slices.Equal(got, want) {
+		t.Fatalf("executions = %q, want %q", got, want)
 	}
 }
 

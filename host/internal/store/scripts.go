@@ -29,30 +29,37 @@ local function push(mode, key, entry, score, known, name, doorbell, timer)
   end
   if mode ~= 'none' then redis.call('sadd', known, name) end
 end
--- link adds job id to an executions set at score and keeps the set within
--- cap members by dropping, oldest first, the ones that have ended (their
--- stats go with them); executions still to run are never dropped.
+-- trim keeps in an executions set the cap newest executions that have
+-- ended, dropping older ended ones with their stats; executions still to
+-- run are never dropped (their number is bounded by the scheduler's
+-- horizon and by what runs).
+local function trim(key, cap, prefix)
+  if cap <= 0 or redis.call('zcard', key) <= cap then return end
+  local ended = 0
+  for _, m in ipairs(redis.call('zrevrange', key, 0, -1)) do
+    local c = redis.call('hmget', prefix .. m, 'status', 'retry_at')
+    if not c[1] or c[1] == 'Stopped' or c[1] == 'Success' or (c[1] == 'Error' and not c[2]) then
+      ended = ended + 1
+      if ended > cap then
+        redis.call('zrem', key, m)
+        redis.call('del', prefix .. m)
+      end
+    end
+  end
+end
+-- link adds job id to an executions set at score and trims the set.
 local function link(key, score, id, cap, prefix, ttl)
   redis.call('zadd', key, score, id)
   if ttl > 0 then redis.call('expire', key, ttl) end
-  local over = redis.call('zcard', key) - cap
-  if cap <= 0 or over <= 0 then return end
-  for _, m in ipairs(redis.call('zrange', key, 0, -1)) do
-    if over <= 0 then return end
-    local c = redis.call('hmget', prefix .. m, 'status', 'retry_at')
-    if not c[1] or c[1] == 'Stopped' or c[1] == 'Success' or (c[1] == 'Error' and not c[2]) then
-      redis.call('zrem', key, m)
-      redis.call('del', prefix .. m)
-      over = over - 1
-    end
-  end
+  trim(key, cap, prefix)
 end
 local function set_ttl(key, ttl)
   if ttl > 0 then redis.call('expire', key, ttl) else redis.call('persist', key) end
 end
--- Scripts that change statuses take six trailing ARGV (see
--- Store.changeArgs): running index, event list prefix, due set, hooks
--- channel, cap, now in ms.
+-- Scripts that change statuses take nine trailing ARGV (see
+-- Store.changeArgs): executions key prefix, stats key prefix, executions
+-- cap, running index, event list prefix, due set, hooks channel, cap, now
+-- in ms.
 --
 -- track keeps the index of running jobs (by last progress) in step with
 -- a job's new status.
@@ -157,7 +164,7 @@ return {'ok'}
 // ends Stopped instead.
 //
 // KEYS: stats
-// ARGV: now, stopped ttl, change args (6)
+// ARGV: now, stopped ttl, change args (9)
 //
 // It answers {outcome, revision, parameters, upstream_job_id, op_command}:
 // what the runner needs, not the whole hash (this is the hot path).
@@ -197,7 +204,7 @@ return {'ok', tostring(to_rev), cur[6] or '', cur[7] or '', ''}
 //
 //	entry, score, name, field, value, ...
 var scriptMove = redis.NewScript(-1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'id')
+local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'id', 'upstream_job_id')
 if not cur[1] then return {'missing'} end
 local rev = tonumber(cur[2]) or 0
 local to, now = ARGV[1], tonumber(ARGV[3])
@@ -215,6 +222,11 @@ end
 set_ttl(KEYS[1], tonumber(ARGV[4]))
 if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9], ARGV[10]) end
 track(cur[3], to, now)
+-- An execution that ends keeps its parent's set of executions trimmed.
+if cur[4] and (to == 'Success' or to == 'Stopped' or (to == 'Error' and not redis.call('hget', KEYS[1], 'retry_at'))) then
+  local n = #ARGV
+  trim(ARGV[n-8] .. cur[4], tonumber(ARGV[n-6]), ARGV[n-7])
+end
 -- A job queued again (Pending) is not announced, as on submission.
 if to ~= 'Pending' then emit(KEYS[1]) end
 return {'ok', to, tostring(to_rev), cur[3]}
@@ -225,7 +237,7 @@ return {'ok', to, tostring(to_rev), cur[3]}
 // extra check-in within one second.
 //
 // KEYS: stats
-// ARGV: message, now, revision, change args (6)
+// ARGV: message, now, revision, change args (9)
 var scriptCheckin = redis.NewScript(1, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'check_in_at', 'id')
 if not cur[1] then return {'missing'} end
@@ -247,7 +259,7 @@ return reply('ok', KEYS[1])
 //
 //	the job is not unique)
 //
-// ARGV: op, now, stopped ttl, pending entry, signals channel, change args (6)
+// ARGV: op, now, stopped ttl, pending entry, signals channel, change args (9)
 var scriptStop = redis.NewScript(5, luaRule+`
 local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'run_at', 'op_command', 'id')
 local status = cur[1]
@@ -309,7 +321,7 @@ return reply('ok', KEYS[1])
 // one is marked so that no worker runs it.
 //
 // KEYS: policy stats, policies, policy's executions, scheduled, retry
-// ARGV: op, now, stopped ttl, stats key prefix, policy id, change args (6)
+// ARGV: op, now, stopped ttl, stats key prefix, policy id, change args (9)
 var scriptStopPolicy = redis.NewScript(5, luaRule+`
 local st = redis.call('hget', KEYS[1], 'status')
 if not st then return {'missing'} end
@@ -509,7 +521,7 @@ return moved
 // were lost or given up).
 //
 // KEYS: stats
-// ARGV: change args (6)
+// ARGV: change args (9)
 var scriptRefireHook = redis.NewScript(1, luaRule+`
 local n = #ARGV
 local c = redis.call('hmget', KEYS[1], 'status', 'revision', 'ack', 'web_hook_url', 'id')

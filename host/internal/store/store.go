@@ -67,10 +67,11 @@ func New(pool *redis.Pool, opts Options) *Store {
 }
 
 // changeArgs are the trailing ARGV of every script that changes a
-// status: the running index, and what emit needs to queue a hook event
-// (see track and emit in scripts.go).
+// status: what trim needs for a parent's executions, the running index,
+// and what emit needs to queue a hook event (see scripts.go).
 func (s *Store) changeArgs() []any {
-	return []any{s.keys.Running(), s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap, s.now().UnixMilli()}
+	return []any{s.keys.ExecutionsPrefix(), s.keys.StatsPrefix(), s.execCap,
+		s.keys.Running(), s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap, s.now().UnixMilli()}
 }
 
 // Keys returns the keys of the store's namespace.
@@ -319,7 +320,13 @@ func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields 
 		keys = append(keys, s.keys.Jobs(requeue.Name), s.keys.KnownJobs())
 	}
 	args := append([]any{len(keys)}, keys...)
-	args = append(args, string(to), rev, s.Now(), s.ttlOf(to), mode, ent, 0, name, s.keys.Doorbell(), s.keys.Timer(), len(fields))
+	ttl := s.ttlOf(to)
+	if fields[fRetryAt] != "" {
+		// An Error waiting for its retry is not final: its stats must
+		// outlive the wait, whatever error_ttl says.
+		ttl = 0
+	}
+	args = append(args, string(to), rev, s.Now(), ttl, mode, ent, 0, name, s.keys.Doorbell(), s.keys.Timer(), len(fields))
 	for k, v := range fields {
 		args = append(args, k, v)
 	}
