@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
 	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
@@ -67,27 +68,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *procs.Buffer
 	url  string
 	done chan error
 }
@@ -101,7 +84,7 @@ func start(t *testing.T, env ...string) *process {
 		"CORE_SECRET=s3cret", "JOB_SERVICE_PORT="+strconv.Itoa(port),
 		"BERTH_PLUGINS_DIR="+plugintest.Dir(t, "demo"), "BERTH_SHUTDOWN_GRACE=2s")
 	cmd.Env = append(cmd.Env, env...)
-	p := &process{cmd: cmd, out: &syncBuffer{}, url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
+	p := &process{cmd: cmd, out: &procs.Buffer{}, url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -162,21 +145,11 @@ func children(t *testing.T, pid int) []int {
 	return out
 }
 
-func alive(pid int) bool {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 func waitGone(t *testing.T, pids []int, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for _, pid := range pids {
-		for alive(pid) {
+		for procs.Alive(pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("process %d still alive after %s", pid, within)
 			}

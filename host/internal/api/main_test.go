@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/berth-dev/berth/host/internal/api"
 	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/testkit/jsondiff"
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -167,7 +168,7 @@ func (f *fakeBackend) Calls() []string {
 type bundle struct {
 	fake *fakeBackend
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *procs.Buffer
 }
 
 // setup starts the API on a real listener. configure, if not nil, sets up
@@ -176,7 +177,7 @@ func setup(t *testing.T, configure func(*fakeBackend, *api.Options)) *bundle {
 	t.Helper()
 	b := &bundle{
 		fake: &fakeBackend{entered: make(chan struct{})},
-		logs: &syncBuffer{},
+		logs: &procs.Buffer{},
 	}
 	opts := api.Options{
 		Secret: secret,
@@ -321,81 +322,9 @@ func checkGolden(t *testing.T, name string, body []byte) {
 	if err := json.Unmarshal(data, &want); err != nil {
 		t.Fatalf("golden file %s is not JSON: %v", path, err)
 	}
-	for _, d := range diffJSON("$", want, got) {
+	for _, d := range jsondiff.Diff("$", want, got) {
 		t.Errorf("%s: %s", path, d)
 	}
-}
-
-// diffJSON lists the differences between two decoded JSON values.
-func diffJSON(at string, want, got any) []string {
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: got %T %v; want an object", at, got, got)}
-		}
-		var diffs []string
-		keys := map[string]bool{}
-		for k := range w {
-			keys[k] = true
-		}
-		for k := range g {
-			keys[k] = true
-		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
-		for _, k := range sorted {
-			wv, inW := w[k]
-			gv, inG := g[k]
-			switch {
-			case !inG:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: missing; want %v", at, k, wv))
-			case !inW:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: unexpected field = %v", at, k, gv))
-			default:
-				diffs = append(diffs, diffJSON(at+"."+k, wv, gv)...)
-			}
-		}
-		return diffs
-	case []any:
-		g, ok := got.([]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: got %T %v; want an array", at, got, got)}
-		}
-		if len(g) != len(w) {
-			return []string{fmt.Sprintf("%s: %d elements; want %d", at, len(g), len(w))}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, diffJSON(fmt.Sprintf("%s[%d]", at, i), w[i], g[i])...)
-		}
-		return diffs
-	}
-	if !reflect.DeepEqual(want, got) {
-		return []string{fmt.Sprintf("%s = %#v; want %#v", at, got, want)}
-	}
-	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Fixtures.

@@ -8,15 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
+	"github.com/berth-dev/berth/host/internal/testkit/jsondiff"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files of testdata/ with the answers of the real API")
@@ -135,7 +134,7 @@ func (n *normalizer) checkAnswer(t *testing.T, name string, r *hosttest.Response
 		return
 	}
 	want := readGolden(t, path)
-	for _, d := range goldenDiff("$", want, got) {
+	for _, d := range jsondiff.Diff("$", want, got) {
 		t.Errorf("%s: %s", path, d)
 	}
 	if t.Failed() {
@@ -154,61 +153,6 @@ func readGolden(t *testing.T, path string) any {
 		t.Fatalf("golden file %s is not JSON: %v", path, err)
 	}
 	return want
-}
-
-// goldenDiff lists the differences between two decoded JSON values: a
-// missing field, an unexpected one, another type or another value.
-func goldenDiff(at string, want, got any) []string {
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: got %T %v, want an object", at, got, got)}
-		}
-		keys := map[string]bool{}
-		for k := range w {
-			keys[k] = true
-		}
-		for k := range g {
-			keys[k] = true
-		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
-		var diffs []string
-		for _, k := range sorted {
-			wv, inW := w[k]
-			gv, inG := g[k]
-			switch {
-			case !inG:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: missing, want %v", at, k, wv))
-			case !inW:
-				diffs = append(diffs, fmt.Sprintf("%s.%s: unexpected field = %v", at, k, gv))
-			default:
-				diffs = append(diffs, goldenDiff(at+"."+k, wv, gv)...)
-			}
-		}
-		return diffs
-	case []any:
-		g, ok := got.([]any)
-		if !ok {
-			return []string{fmt.Sprintf("%s: got %T %v, want an array", at, got, got)}
-		}
-		if len(g) != len(w) {
-			return []string{fmt.Sprintf("%s: %d elements, want %d", at, len(g), len(w))}
-		}
-		var diffs []string
-		for i := range w {
-			diffs = append(diffs, goldenDiff(fmt.Sprintf("%s[%d]", at, i), w[i], g[i])...)
-		}
-		return diffs
-	}
-	if !reflect.DeepEqual(want, got) {
-		return []string{fmt.Sprintf("%s = %#v, want %#v", at, got, want)}
-	}
-	return nil
 }
 
 // TestGolden checks every answer shape of the API against its golden file.
@@ -314,12 +258,12 @@ func TestGoldenComparisonCatchesChanges(t *testing.T) {
 					j[k] = job.RefLink(j["id"].(string))
 				}
 			}
-			if diffs := goldenDiff("$", golden, map[string]any{"status": float64(200), "headers": golden.(map[string]any)["headers"], "body": n.value("", body)}); len(diffs) != 0 {
+			if diffs := jsondiff.Diff("$", golden, map[string]any{"status": float64(200), "headers": golden.(map[string]any)["headers"], "body": n.value("", body)}); len(diffs) != 0 {
 				t.Fatalf("the unchanged answer differs: %v", diffs)
 			}
 			tc.change(j)
 			got := map[string]any{"status": float64(200), "headers": golden.(map[string]any)["headers"], "body": n.value("", body)}
-			diffs := strings.Join(goldenDiff("$", golden, got), "\n")
+			diffs := strings.Join(jsondiff.Diff("$", golden, got), "\n")
 			if !strings.Contains(diffs, tc.want) {
 				t.Fatalf("differences %q do not name %q", diffs, tc.want)
 			}

@@ -1,27 +1,14 @@
 package daemon_test
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/host/internal/config"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
 
 func TestShutdownRequeuesAJobThatOutlivesTheGraceAndAnotherHostRunsIt(t *testing.T) {
 	t.Parallel()
@@ -37,7 +24,7 @@ func TestShutdownRequeuesAJobThatOutlivesTheGraceAndAnotherHostRunsIt(t *testing
 		t.Fatalf("shutdown took %v with a 300ms grace", took)
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if procs.Alive(pid) {
 			t.Errorf("plugin pid %d survived the shutdown", pid)
 		}
 	}

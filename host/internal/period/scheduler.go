@@ -2,11 +2,11 @@ package period
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/berth-dev/berth/host/internal/bg"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
@@ -29,11 +29,9 @@ type Options struct {
 
 // Scheduler creates the executions of periodic policies.
 type Scheduler struct {
-	opts   Options
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	opts Options
+	wake chan struct{}
+	loop bg.Loop
 }
 
 // New returns a Scheduler; Start starts it.
@@ -56,24 +54,14 @@ func New(opts Options) *Scheduler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Scheduler{opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &Scheduler{opts: opts, wake: make(chan struct{}, 1)}
 }
 
 // Start runs passes until Stop.
-func (s *Scheduler) Start(ctx context.Context) {
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	go s.loop(ctx)
-}
+func (s *Scheduler) Start(ctx context.Context) { s.loop.Start(ctx, s.run) }
 
 // Stop stops the scheduler and waits for it. Safe twice.
-func (s *Scheduler) Stop() {
-	s.once.Do(func() {
-		if s.cancel != nil {
-			s.cancel()
-			<-s.done
-		}
-	})
-}
+func (s *Scheduler) Stop() { s.loop.Stop() }
 
 // Kick runs a pass now (a policy was just created).
 func (s *Scheduler) Kick() {
@@ -83,8 +71,7 @@ func (s *Scheduler) Kick() {
 	}
 }
 
-func (s *Scheduler) loop(ctx context.Context) {
-	defer close(s.done)
+func (s *Scheduler) run(ctx context.Context) {
 	t := time.NewTicker(s.opts.Every)
 	defer t.Stop()
 	for {

@@ -1,7 +1,6 @@
 package pluginhost_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/host/internal/pluginhost"
 	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 	"github.com/berth-dev/berth/sdk/proto"
 )
 
@@ -78,33 +78,15 @@ func (r *recorder) waitCheckin(t *testing.T, want string) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type bundle struct {
 	host *pluginhost.Host
 	rec  *recorder
-	log  *syncBuffer
+	log  *procs.Buffer
 }
 
 func setup(t *testing.T, plugins ...string) *bundle {
 	t.Helper()
-	b := &bundle{rec: newRecorder(), log: &syncBuffer{}}
+	b := &bundle{rec: newRecorder(), log: &procs.Buffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h, err := pluginhost.Load(ctx, pluginhost.Options{
@@ -400,7 +382,7 @@ func TestPluginExitsWhenItsParentDies(t *testing.T) {
 	}
 	_ = sh.Wait()
 	deadline := time.Now().Add(5 * time.Second)
-	for alive(pid) {
+	for procs.Alive(pid) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("plugin pid %d outlived its parent by 5s", pid)
@@ -458,22 +440,10 @@ func TestCloseStopsEveryPlugin(t *testing.T) {
 	b.host.Close()
 	b.host.Close() // twice is fine
 	for _, pid := range pids {
-		if alive(pid) {
+		if procs.Alive(pid) {
 			t.Errorf("plugin pid %d still alive after Close", pid)
 		}
 	}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // TestPluginsDieWithAKilledHost runs a host in a child process (this test
@@ -518,7 +488,7 @@ func TestPluginsDieWithAKilledHost(t *testing.T) {
 	_ = cmd.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for _, pid := range pids {
-		for alive(pid) {
+		for procs.Alive(pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("plugin pid %d outlived its SIGKILLed host by 5s", pid)
 			}

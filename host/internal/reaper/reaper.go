@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/berth-dev/berth/host/internal/bg"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/queue"
 	"github.com/berth-dev/berth/host/internal/store"
@@ -38,11 +38,9 @@ type Options struct {
 
 // Reaper is one host's reaper.
 type Reaper struct {
-	opts   Options
-	log    hclog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	opts Options
+	log  hclog.Logger
+	loop bg.Loop
 }
 
 // New returns a Reaper; Start starts it.
@@ -65,14 +63,12 @@ func New(opts Options) *Reaper {
 	if opts.Holder == "" {
 		opts.Holder = job.NewID()
 	}
-	return &Reaper{opts: opts, log: opts.Logger, done: make(chan struct{})}
+	return &Reaper{opts: opts, log: opts.Logger}
 }
 
 // Start runs passes until Stop.
 func (r *Reaper) Start(ctx context.Context) {
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		defer close(r.done)
+	r.loop.Start(ctx, func(ctx context.Context) {
 		t := time.NewTicker(r.opts.Interval)
 		defer t.Stop()
 		for {
@@ -92,18 +88,11 @@ func (r *Reaper) Start(ctx context.Context) {
 				r.Pass(ctx)
 			}
 		}
-	}()
+	})
 }
 
 // Stop stops the reaper and waits for it. Safe twice.
-func (r *Reaper) Stop() {
-	r.once.Do(func() {
-		if r.cancel != nil {
-			r.cancel()
-			<-r.done
-		}
-	})
-}
+func (r *Reaper) Stop() { r.loop.Stop() }
 
 // Result is what a pass did.
 type Result struct {

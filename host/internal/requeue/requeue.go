@@ -2,11 +2,11 @@ package requeue
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/berth-dev/berth/host/internal/bg"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
@@ -25,11 +25,9 @@ type Options struct {
 
 // Requeuer is one host's mover of due jobs.
 type Requeuer struct {
-	opts   Options
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	opts Options
+	wake chan struct{}
+	loop bg.Loop
 }
 
 // New returns a Requeuer; Start starts it.
@@ -43,24 +41,14 @@ func New(opts Options) *Requeuer {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Requeuer{opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &Requeuer{opts: opts, wake: make(chan struct{}, 1)}
 }
 
 // Start runs the requeuer until Stop.
-func (r *Requeuer) Start(ctx context.Context) {
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	go r.loop(ctx)
-}
+func (r *Requeuer) Start(ctx context.Context) { r.loop.Start(ctx, r.run) }
 
 // Stop stops the requeuer and waits for it. Safe twice.
-func (r *Requeuer) Stop() {
-	r.once.Do(func() {
-		if r.cancel != nil {
-			r.cancel()
-			<-r.done
-		}
-	})
-}
+func (r *Requeuer) Stop() { r.loop.Stop() }
 
 // OnTimer handles a message of the timer channel (the run time of a newly
 // scheduled job): the requeuer looks again at once, so that a job due
@@ -75,8 +63,7 @@ func (r *Requeuer) Kick() {
 	}
 }
 
-func (r *Requeuer) loop(ctx context.Context) {
-	defer close(r.done)
+func (r *Requeuer) run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/host/internal/daemon"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
@@ -48,7 +48,7 @@ type Host struct {
 	*daemon.Host
 	URL    string
 	Config *config.Config
-	Log    *SyncBuffer
+	Log    *procs.Buffer
 	client *http.Client
 }
 
@@ -89,7 +89,7 @@ func StartWith(t testing.TB, cfg *config.Config) *Host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &SyncBuffer{}
+	logs := &procs.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "berth", Output: logs, Level: hclog.Debug})
 	d := daemon.New(daemon.Options{Config: cfg, Logger: log, Listener: l})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -251,22 +251,4 @@ func (h *Host) WaitStatus(t testing.TB, id string, want job.Status, timeout time
 func (h *Host) WaitCheckin(t testing.TB, id, msg string, timeout time.Duration) *job.Stats {
 	t.Helper()
 	return h.Wait(t, id, timeout, fmt.Sprintf("check-in %q", msg), func(s *job.Stats) bool { return s.CheckIn == msg })
-}
-
-// SyncBuffer is a buffer safe for concurrent writers.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
