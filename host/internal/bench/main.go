@@ -63,7 +63,6 @@ func main() {
 	profileParts := flag.String("profile-parts", "", "parts the -cpuprofile covers, one contiguous range such as 2 or 4,5 (default: every part run)")
 	flag.StringVar(&o.pluginProfile, "plugin-cpuprofile", "", "write a CPU profile of the plugin process of part 2 to <this path>.<pid>")
 	flag.BoolVar(&o.verbose, "v", false, "log the hosts' INFO lines")
-	flag.String("plugins", "", "ignored: the bench builds its own plugin (host/internal/bench/plugin)")
 	flag.Parse()
 	parts, err := parseParts(*partsFlag)
 	if err != nil {
