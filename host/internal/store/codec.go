@@ -76,7 +76,6 @@ func boolString(b bool) string {
 type record struct {
 	stats     *job.Stats
 	opCommand job.Action
-	retryAt   int64
 }
 
 // parseRecord decodes a flattened HGETALL answer.
@@ -115,7 +114,7 @@ func parseMap(m map[string]string) (*record, error) {
 	s.EnqueueTime, s.UpdateTime, s.RunAt = num(fEnqueueTime), num(fUpdateTime), num(fRunAt)
 	s.CheckInAt, s.DieAt, s.NumericPolicyID = num(fCheckInAt), num(fDieAt), num(fPolicyNum)
 	s.Revision = num(fRevision)
-	r := &record{stats: s, opCommand: job.Action(m[fOPCommand]), retryAt: num(fRetryAt)}
+	r := &record{stats: s, opCommand: job.Action(m[fOPCommand])}
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
-
 	"github.com/berth-dev/berth/host/internal/job"
 )
 
@@ -103,14 +101,4 @@ func (s *Store) FailHook(ctx context.Context, ev *HookEvent, wait time.Duration)
 		return fmt.Errorf("store: reschedule hook event of %s: %w", ev.Stats.ID, err)
 	}
 	return nil
-}
-
-// HookBacklog counts the jobs with hook events waiting for delivery.
-func (s *Store) HookBacklog(ctx context.Context) (int, error) {
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	return redis.Int(redis.DoContext(conn, ctx, "ZCARD", s.keys.HooksDue()))
 }
