@@ -185,6 +185,38 @@ func TestHookReceiverThatFailsForAWhileGetsEveryEventInOrder(t *testing.T) {
 	}
 }
 
+// TestOnlyStatus200CountsAsDelivered: a receiver answering 204 has not
+// accepted the event; it stays queued and no ack is recorded.
+func TestOnlyStatus200CountsAsDelivered(t *testing.T) {
+	t.Parallel()
+	recv := newReceiver(t)
+	recv.status.Store(http.StatusNoContent)
+	h := hosttest.NewCluster(t).Start(t, func(c *config.Config) {
+		c.Hooks.BackoffBase = config.Duration(100 * time.Millisecond)
+		c.Hooks.BackoffMax = config.Duration(200 * time.Millisecond)
+	})
+	st := submitWithHook(t, h, "NOOP", nil, recv.url("/hook"))
+	h.WaitStatus(t, st.ID, job.Success, wait)
+	deadline := time.Now().Add(wait)
+	for {
+		recv.mu.Lock()
+		calls := recv.calls
+		recv.mu.Unlock()
+		if calls >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver was called %d times", calls)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ack := h.Get(t, st.ID).Ack; ack != nil {
+		t.Fatalf("ack %+v after 204 answers", ack)
+	}
+	recv.status.Store(http.StatusOK)
+	recv.waitFor(t, st.ID, "Success", wait)
+}
+
 func TestHookEventsSurviveAHostRestartWhileTheReceiverIsDown(t *testing.T) {
 	t.Parallel()
 	// Reserve an address, and keep nothing listening there for now.

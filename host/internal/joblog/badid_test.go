@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
 // TestBadIDs: every function that takes a job ID refuses a malformed one
@@ -41,7 +43,7 @@ func TestBadIDs(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			m := NewManager([]Backend{b.file, NewStdOutput(&syncBuffer{}, Debug)}, b.file, nil, time.Hour, nil)
+			m := NewManager([]Backend{b.file, NewStdOutput(&procs.Buffer{}, Debug)}, b.file, nil, time.Hour, nil)
 
 			checkBad := func(what string, err error) {
 				t.Helper()
@@ -60,7 +62,7 @@ func TestBadIDs(t *testing.T) {
 			if len(got) != 0 {
 				t.Errorf("File.Get returned %q", got)
 			}
-			l, err = NewStdOutput(&syncBuffer{}, Debug).Open(tt.id)
+			l, err = NewStdOutput(&procs.Buffer{}, Debug).Open(tt.id)
 			checkBad("StdOutput.Open", err)
 			if l != nil {
 				_ = l.Close()

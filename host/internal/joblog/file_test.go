@@ -143,36 +143,51 @@ func TestFileConcurrentWrites(t *testing.T) {
 			}
 			wg.Wait()
 
-			lines := strings.Split(b.read(t, id1), "\n")
-			if last := lines[len(lines)-1]; last != "" {
-				t.Fatalf("log does not end with a newline: ...%q", last)
-			}
-			lines = lines[:len(lines)-1]
-			if len(lines) != goroutines*entries {
-				t.Fatalf("got %d lines, want %d", len(lines), goroutines*entries)
-			}
-			seen := make(map[[2]int]bool)
-			for n, line := range lines {
-				m := concurrentLine.FindStringSubmatch(line)
-				if m == nil {
-					t.Fatalf("line %d is broken: %.120q", n, line)
-				}
-				g, _ := strconv.Atoi(m[1])
-				i, _ := strconv.Atoi(m[2])
-				if len(m[3]) != payload(g, i) {
-					t.Fatalf("line %d (g%d i%d) has %d payload bytes, want %d", n, g, i, len(m[3]), payload(g, i))
-				}
-				if seen[[2]int{g, i}] {
-					t.Fatalf("line g%d i%d twice", g, i)
-				}
-				seen[[2]int{g, i}] = true
-			}
+			checkConcurrentLog(t, b.read(t, id1), goroutines, entries, false)
 		})
 	}
 }
 
 // payload varies the entry sizes, some well over a page.
 func payload(g, i int) int { return (g*131 + i*977) % 9000 }
+
+// checkConcurrentLog checks the log written by goroutines writers of
+// entries entries each ("g<g> i<i> <payload>"): every entry once and
+// intact, and with ordered, each writer's entries in order.
+func checkConcurrentLog(t *testing.T, text string, goroutines, entries int, ordered bool) {
+	t.Helper()
+	lines := strings.Split(text, "\n")
+	if last := lines[len(lines)-1]; last != "" {
+		t.Fatalf("log does not end with a newline: ...%.80q", last)
+	}
+	lines = lines[:len(lines)-1]
+	if len(lines) != goroutines*entries {
+		t.Fatalf("got %d lines, want %d", len(lines), goroutines*entries)
+	}
+	seen := make(map[[2]int]bool)
+	next := make([]int, goroutines)
+	for n, line := range lines {
+		m := concurrentLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line %d is broken: %.120q", n, line)
+		}
+		g, _ := strconv.Atoi(m[1])
+		i, _ := strconv.Atoi(m[2])
+		if len(m[3]) != payload(g, i) {
+			t.Fatalf("line %d (g%d i%d) has %d payload bytes, want %d", n, g, i, len(m[3]), payload(g, i))
+		}
+		if seen[[2]int{g, i}] {
+			t.Fatalf("line g%d i%d twice", g, i)
+		}
+		seen[[2]int{g, i}] = true
+		if ordered {
+			if i != next[g] {
+				t.Fatalf("g%d: entry %d after %d", g, i, next[g]-1)
+			}
+			next[g]++
+		}
+	}
+}
 
 func TestFileReadWhileOpen(t *testing.T) {
 	t.Parallel()

@@ -1,15 +1,14 @@
 package joblog
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 	"go.uber.org/goleak"
+
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
 func TestMain(m *testing.M) {
@@ -79,22 +78,4 @@ func mustOpen(t *testing.T, b Backend, jobID string) Logger {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

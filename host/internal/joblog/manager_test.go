@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
 // fakeBackend records what its loggers receive, or fails to open.
@@ -57,7 +59,7 @@ func (l *fakeLogger) Close() error {
 
 var errOpen = errors.New("backend down")
 
-func newTestLogger(buf *syncBuffer) hclog.Logger {
+func newTestLogger(buf *procs.Buffer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Trace})
 }
 
@@ -85,7 +87,7 @@ func TestManagerOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logBuf syncBuffer
+			var logBuf procs.Buffer
 			var fakes []*fakeBackend
 			var backends []Backend
 			for i, fail := range tt.fail {
@@ -151,7 +153,7 @@ func TestManagerOpen(t *testing.T) {
 func TestManagerFanOutRealBackends(t *testing.T) {
 	t.Parallel()
 	b := setupFileLevel(t, Warning, fixedClock(t0))
-	var out syncBuffer
+	var out procs.Buffer
 	std := newTestStdOutput(&out, Debug)
 	m := NewManager([]Backend{std, b.file}, b.file, nil, time.Hour, nil)
 
@@ -275,7 +277,7 @@ func TestManagerStartStop(t *testing.T) {
 	t.Run("SweepsAtStartThenPeriodically", func(t *testing.T) {
 		t.Parallel()
 		s1, s2 := newFakeSweeper(), newFakeSweeper()
-		var logBuf syncBuffer
+		var logBuf procs.Buffer
 		m := NewManager(nil, nil, []Sweeper{s1, s2}, 5*time.Millisecond, newTestLogger(&logBuf))
 		if err := m.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -387,7 +389,7 @@ func TestManagerStartStop(t *testing.T) {
 		t.Parallel()
 		s := newFakeSweeper()
 		s.err = errors.New("sweep broke")
-		var logBuf syncBuffer
+		var logBuf procs.Buffer
 		m := NewManager(nil, nil, []Sweeper{s}, time.Millisecond, newTestLogger(&logBuf))
 		if err := m.Start(context.Background()); err != nil {
 			t.Fatal(err)

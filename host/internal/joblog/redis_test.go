@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
 type redisBundle struct {
@@ -577,36 +578,8 @@ func TestRedisConcurrentWriters(t *testing.T) {
 				}
 			}
 
-			lines := strings.Split(b.stored(t, id), "\n")
-			if last := lines[len(lines)-1]; last != "" {
-				t.Fatalf("log does not end with a newline: ...%.80q", last)
-			}
-			lines = lines[:len(lines)-1]
-			if len(lines) != goroutines*entries {
-				t.Fatalf("got %d lines, want %d", len(lines), goroutines*entries)
-			}
-			seen := make(map[[2]int]bool)
-			next := make([]int, goroutines)
-			for n, line := range lines {
-				m := concurrentLine.FindStringSubmatch(line)
-				if m == nil {
-					t.Fatalf("line %d is broken: %.120q", n, line)
-				}
-				g, _ := strconv.Atoi(m[1])
-				i, _ := strconv.Atoi(m[2])
-				if len(m[3]) != payload(g, i) {
-					t.Fatalf("line %d (g%d i%d) has %d payload bytes, want %d", n, g, i, len(m[3]), payload(g, i))
-				}
-				if seen[[2]int{g, i}] {
-					t.Fatalf("line g%d i%d twice", g, i)
-				}
-				seen[[2]int{g, i}] = true
-				// Each goroutine's entries keep their order.
-				if i != next[g] {
-					t.Fatalf("g%d: entry %d after %d", g, i, next[g]-1)
-				}
-				next[g]++
-			}
+			// Each goroutine's entries keep their order.
+			checkConcurrentLog(t, b.stored(t, id), goroutines, entries, true)
 		})
 	}
 }

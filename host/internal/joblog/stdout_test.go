@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
 func TestAppendEntry(t *testing.T) {
@@ -38,7 +40,7 @@ func TestAppendEntry(t *testing.T) {
 	}
 }
 
-func newTestStdOutput(w *syncBuffer, level Level) Backend {
+func newTestStdOutput(w *procs.Buffer, level Level) Backend {
 	b := NewStdOutput(w, level)
 	b.(*stdOutput).now = fixedClock(t0)
 	return b
@@ -49,7 +51,7 @@ func TestStdOutputLevels(t *testing.T) {
 	for _, min := range []Level{Debug, Info, Warning, Error, Fatal} {
 		t.Run(min.String(), func(t *testing.T) {
 			t.Parallel()
-			var buf syncBuffer
+			var buf procs.Buffer
 			l := mustOpen(t, newTestStdOutput(&buf, min), id1)
 			var want strings.Builder
 			for lv := Debug; lv <= Fatal; lv++ {
@@ -67,7 +69,7 @@ func TestStdOutputLevels(t *testing.T) {
 
 func TestStdOutputPrefixesEveryLine(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf procs.Buffer
 	b := newTestStdOutput(&buf, Debug)
 	if b.Name() != "STD_OUTPUT" {
 		t.Fatalf("Name() = %q", b.Name())
@@ -82,7 +84,7 @@ func TestStdOutputPrefixesEveryLine(t *testing.T) {
 
 func TestStdOutputCloseTwiceAndLogAfterClose(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf procs.Buffer
 	l, err := newTestStdOutput(&buf, Debug).Open(id1)
 	if err != nil {
 		t.Fatal(err)

@@ -7,15 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 	"github.com/gocraft/work"
 	"github.com/gomodule/redigo/redis"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
 func TestEmbedded(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs procs.Buffer
 	b := open(t, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
 	if !strings.Contains(logs.String(), "[WARN]  using the EMBEDDED in-memory Redis") {
 		t.Errorf("no warning about the embedded backend in the log:\n%s", logs.String())

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 	"github.com/gomodule/redigo/redis"
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
+
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
 func TestMain(m *testing.M) {

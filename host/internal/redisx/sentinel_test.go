@@ -4,13 +4,14 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 	"github.com/gomodule/redigo/redis"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/testkit/procs"
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
 func portOf(t *testing.T, addr string) string {
@@ -114,7 +115,7 @@ func TestSentinelFailover(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.Start(t, redistest.WithReplicaOf(primary))
 	sen := redistest.StartSentinel(t, primary, "berth")
-	var logs syncBuffer
+	var logs procs.Buffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	b := open(t, Options{URL: "redis+sentinel://" + closedAddr(t) + "," + sen.Addr() + "/berth", DialTimeout: time.Second, Logger: logger})
 
@@ -157,22 +158,4 @@ func TestSentinelFailover(t *testing.T) {
 	if want := "Redis primary changed: master=berth from=" + primary.Addr() + " to=" + replica.Addr(); !strings.Contains(logs.String(), want) {
 		t.Errorf("log does not contain %q:\n%s", want, logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the monitor goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
