@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/host/internal/redisx"
 )
 
 // Config is Berth's whole configuration. The yaml tags are the file format:
@@ -347,7 +349,7 @@ func (c *Config) Addr() string { return ":" + strconv.Itoa(c.Port) }
 // RedactedRedisURL returns the Redis URL with any password replaced by
 // "xxxxx", for logs and error messages. It never fails: a URL it cannot make
 // sense of is redacted more rather than less.
-func (c *Config) RedactedRedisURL() string { return redactRedisURL(c.WorkerPool.RedisPool.RedisURL) }
+func (c *Config) RedactedRedisURL() string { return redisx.Redact(c.WorkerPool.RedisPool.RedisURL) }
 
 // Warnings lists what is allowed but deserves a loud line in the log at
 // startup: an empty secret. (redisx announces the embedded backend.)

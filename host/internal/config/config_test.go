@@ -433,7 +433,7 @@ func TestRedactedRedisURL(t *testing.T) {
 	}{
 		{"Empty", "", ""},
 		{"NoPassword", "redis://redis:6379/0", "redis://redis:6379/0"},
-		{"UserOnly", "redis://berth@redis:6379", "redis://berth@redis:6379"},
+		{"LoneUserInfoIsPassword", "redis://s3cr3t@redis:6379", "redis://xxxxx@redis:6379"},
 		{"Password", "redis://:s3cr3t@redis:6379/0", "redis://:xxxxx@redis:6379/0"},
 		{"UserAndPassword", "rediss://berth:s3cr3t@redis:6380/2", "rediss://berth:xxxxx@redis:6380/2"},
 		{"PasswordWithAt", "redis://:p@ss@redis:6379", "redis://:xxxxx@redis:6379"},
@@ -445,7 +445,7 @@ func TestRedactedRedisURL(t *testing.T) {
 		{"LegacyHostOnly", "redis:6379", "redis:6379"},
 		{"LegacyPassword", "redis:6379,100,s3cr3t,0", "redis:6379,100,xxxxx,0"},
 		{"LegacyPasswordNoDB", "redis:6379,100,s3cr3t", "redis:6379,100,xxxxx"},
-		{"LegacyPasswordWithCommas", "redis:6379,100,s3,cr,3t,0", "redis:6379,100,xxxxx"},
+		{"LegacyPasswordWithCommas", "redis:6379,100,s3,cr,3t,0", "redis:6379,100,xxxxx,0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -157,7 +157,7 @@ func TestEnvBadValue(t *testing.T) {
 		{"JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT", "-1", `worker_pool.redis_pool.idle_timeout_second (from env JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT): must be at least 0, got -1`},
 		{"JOB_SERVICE_PROTOCOL", "ftp", `protocol (from env JOB_SERVICE_PROTOCOL): must be "http" or "https", got "ftp"`},
 		{"JOB_SERVICE_POOL_BACKEND", "etcd", `worker_pool.backend (from env JOB_SERVICE_POOL_BACKEND): only "redis" is supported, got "etcd"`},
-		{"JOB_SERVICE_POOL_REDIS_URL", "mysql://db", `worker_pool.redis_pool.redis_url (from env JOB_SERVICE_POOL_REDIS_URL): unknown scheme "mysql"`},
+		{"JOB_SERVICE_POOL_REDIS_URL", "mysql://db", `worker_pool.redis_pool.redis_url (from env JOB_SERVICE_POOL_REDIS_URL): "mysql://db": unknown scheme "mysql"`},
 		{"JOB_SERVICE_POOL_REDIS_NAMESPACE", "{ns}", `worker_pool.redis_pool.namespace (from env JOB_SERVICE_POOL_REDIS_NAMESPACE): must hold no whitespace and no braces`},
 		{"CORE_URL", "core:8080", `core_url (from env CORE_URL): must be an absolute http:// or https:// URL`},
 		{"BERTH_SHUTDOWN_GRACE", "soon", `shutdown_grace (from env BERTH_SHUTDOWN_GRACE): must be a duration like "30s" or "1h30m", or a whole number of seconds, got "soon"`},

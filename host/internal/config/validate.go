@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/berth-dev/berth/host/internal/redisx"
 )
 
 // fieldError is one problem with one key.
@@ -49,9 +51,7 @@ func (c *Config) Validate() error {
 		v.add("worker_pool.backend", `only "redis" is supported, got %q`, c.WorkerPool.Backend)
 	}
 	rp := c.WorkerPool.RedisPool
-	if problem := checkRedisURL(rp.RedisURL); problem != "" {
-		v.add("worker_pool.redis_pool.redis_url", "%s", problem)
-	}
+	v.redisURL("worker_pool.redis_pool.redis_url", rp.RedisURL)
 	switch {
 	case rp.Namespace == "":
 		v.add("worker_pool.redis_pool.namespace", "must not be empty; every Redis key of Berth is put under it")
@@ -185,6 +185,19 @@ func (v *checker) readableFile(key, path, env string) {
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		v.add(key, "%q is not a regular file; name the PEM file itself (env %s overrides it)", path, env)
+	}
+}
+
+// redisURL checks a Redis URL with the parser that will use it; empty
+// selects the embedded backend. redisx's errors show the URL redacted and
+// quote no password.
+func (v *checker) redisURL(key, raw string) {
+	if raw == "" {
+		return
+	}
+	if _, err := redisx.ParseURL(raw); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "redisx: ")
+		v.add(key, "%s", strings.TrimPrefix(msg, "Redis URL ")) // the key says as much
 	}
 }
 

@@ -1,6 +1,7 @@
 package redisx
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -64,7 +65,8 @@ type Target struct {
 // escaping, since the user info runs up to the last '@'. A lone user name
 // ("redis://secret@host") is a password, as for redis-cli, and the user name
 // "anonymous" (which Harbor writes in its URLs) is dropped, so that AUTH
-// carries the password alone. Errors name the URL with the passwords redacted.
+// carries the password alone. Errors name the URL as Redact shows it, and
+// quote no part of it that could hold a password.
 func ParseURL(raw string) (*Target, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -80,7 +82,7 @@ func ParseURL(raw string) (*Target, error) {
 		t, err = parseLegacy(raw)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisx: Redis URL %q: %w", redactRaw(raw), err)
+		return nil, fmt.Errorf("redisx: Redis URL %q: %w", Redact(raw), err)
 	}
 	return t, nil
 }
@@ -89,8 +91,15 @@ func parseURL(scheme Scheme, rest string) (*Target, error) {
 	t := &Target{Scheme: scheme}
 	switch scheme {
 	case SchemeRedis, SchemeTLS, SchemeUnix, SchemeSentinel:
+	case Scheme(""):
+		return nil, fmt.Errorf("missing scheme before \"://\" (want redis, rediss, unix or redis+sentinel)")
 	default:
-		return nil, fmt.Errorf("unknown scheme %q (want redis, rediss, unix or redis+sentinel)", scheme)
+		if !isScheme(string(scheme)) {
+			// Not a scheme at all (say "h:1,100,pa://ss"): it may hold a password.
+			return nil, fmt.Errorf("the text before \"://\" is no scheme (want redis, rediss, unix or redis+sentinel)")
+		}
+		return nil, fmt.Errorf("unknown scheme %q (want redis, rediss, unix or redis+sentinel, "+
+			"or no URL at all for the embedded in-memory Redis)", scheme)
 	}
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
 		if err := t.parseUserinfo(rest[:i]); err != nil {
@@ -98,12 +107,21 @@ func parseURL(scheme Scheme, rest string) (*Target, error) {
 		}
 		rest = rest[i+1:]
 	}
-	if i := strings.IndexByte(rest, '#'); i >= 0 {
-		return nil, fmt.Errorf("unexpected fragment %q (percent-encode '#' as %%23)", rest[i:])
+	if strings.IndexByte(rest, '#') >= 0 {
+		// Not quoted: it may be the tail of a sentinel_password.
+		return nil, fmt.Errorf("unexpected fragment after '#' (percent-encode '#' as %%23)")
 	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
+	if key, ok := ampersandInPassword(rawQuery); ok {
+		// Not quoted: the name after the '&' is the end of the password.
+		return nil, fmt.Errorf("a query parameter without '=' follows %s (percent-encode '&' in a password as %%26)", key)
+	}
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil {
+		if ee := url.EscapeError(""); errors.As(err, &ee) {
+			// Not quoted: the bad escape may be inside a password.
+			return nil, fmt.Errorf("query: bad percent-encoding (write '%%' as %%25)")
+		}
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	host, path := rest, ""
@@ -203,6 +221,26 @@ func unescape(s string) (string, error) {
 	return s, nil
 }
 
+// ampersandInPassword reports a parameter without '=' right after one named
+// *password* (returning that name): "sentinel_password=a&b" most likely holds
+// the password "a&b", not a parameter "b".
+func ampersandInPassword(rawQuery string) (string, bool) {
+	prev := ""
+	for p := range strings.SplitSeq(rawQuery, "&") {
+		k, _, hasValue := strings.Cut(p, "=")
+		switch {
+		case p == "":
+		case !hasValue && prev != "":
+			return prev, true
+		case hasValue && isPasswordKey(k):
+			prev = k
+		default:
+			prev = ""
+		}
+	}
+	return "", false
+}
+
 func (t *Target) parseQuery(q url.Values, allowed ...string) error {
 	for key, vals := range q {
 		if !slices.Contains(allowed, key) {
@@ -239,6 +277,12 @@ func hostPort(s, defPort string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", fmt.Errorf("missing host")
+	}
+	if strings.Contains(s, "@") {
+		// Only the legacy form gets here with an '@': a URL without its
+		// scheme. What precedes the '@' is likely a password: do not quote it.
+		return "", fmt.Errorf("address holds an '@'; write redis://[[user]:password@]host:port, " +
+			"or host:port,weight,password,db")
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -291,7 +335,10 @@ func parseLegacy(raw string) (*Target, error) {
 	case len(parts) >= 4:
 		t.Password = strings.Join(parts[2:len(parts)-1], ",")
 		if t.DB, err = parseDB(parts[len(parts)-1]); err != nil {
-			return nil, err
+			// Not quoted: the last field may be the tail of a password
+			// holding commas (Redact hides it too).
+			return nil, fmt.Errorf("the last field, the database, is not a number >= 0 " +
+				"(a password holding commas must be followed by the database: host:port,weight,password,db)")
 		}
 	}
 	return t, nil
@@ -338,36 +385,137 @@ func (t *Target) String() string {
 	return b.String()
 }
 
-// redactRaw hides the passwords of a URL that may not parse, using the same
-// splitting rules as ParseURL.
-func redactRaw(raw string) string {
+// Redact returns raw with every password replaced by "xxxxx", for logs and
+// error messages. It splits raw by the rules of ParseURL and never fails;
+// where raw does not parse, it hides more rather than less. Hidden are:
+//
+//   - the password of the user info ("user:password@"), and a lone user info
+//     ("secret@"), which ParseURL takes as the password;
+//   - the value of every query parameter whose name holds "password", in any
+//     case (sentinel_password among them), up to the next '&';
+//   - in Harbor's "host:port,weight,password,db", the password, commas and
+//     all, and also a weight or a database that is not a number (it may be
+//     part of a password), and user info before an '@' in host:port;
+//   - the whole URL when the text before "://" is no scheme.
+//
+// Empty passwords stay empty. White space around raw is dropped, as
+// ParseURL does.
+func Redact(raw string) string {
+	raw = strings.TrimSpace(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		parts := strings.Split(raw, ",")
-		if len(parts) >= 3 {
-			end := len(parts)
-			if end >= 4 {
-				end--
-			}
-			parts = append(append(parts[:2:2], redacted), parts[end:]...)
-		}
-		return strings.Join(parts, ",")
+		return redactLegacy(raw)
 	}
+	if scheme != "" && !isScheme(scheme) {
+		return redacted
+	}
+	userinfo := ""
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		user, _, hasPass := strings.Cut(rest[:i], ":")
-		if hasPass {
-			rest = user + ":" + redacted + rest[i:]
-		} else {
-			rest = redacted + rest[i:]
+		userinfo, rest = redactUserinfo(rest[:i])+"@", rest[i+1:]
+	}
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		rest = rest[:i+1] + redactQuery(rest[i+1:])
+	}
+	return scheme + "://" + userinfo + rest
+}
+
+// redactUserinfo hides the password of "user:password" or "password".
+func redactUserinfo(userinfo string) string {
+	user, pass, hasPass := strings.Cut(userinfo, ":")
+	switch {
+	case hasPass && pass != "":
+		return user + ":" + redacted
+	case hasPass:
+		return userinfo
+	case user != "": // a lone user info is the password
+		return redacted
+	}
+	return ""
+}
+
+// redactQuery hides the values of the parameters named *password*. A value
+// runs up to the next '&', or further over parameters without '=' ("a&b" is
+// taken for a password holding '&'). A name may also start after ';', '#' or
+// '?', which ParseURL refuses but a reader could take for separators.
+func redactQuery(q string) string {
+	var out []string
+	inPassword := false
+	for p := range strings.SplitSeq(q, "&") {
+		if inPassword && p != "" && !strings.Contains(p, "=") {
+			continue // the rest of the password
+		}
+		inPassword = false
+		start := 0 // where the current name starts; -1 inside a value
+	scan:
+		for j := 0; j < len(p); j++ {
+			switch p[j] {
+			case ';', '#', '?':
+				start = j + 1
+			case '=':
+				if start >= 0 && isPasswordKey(p[start:j]) {
+					p, inPassword = p[:j+1]+redacted, true
+					break scan
+				}
+				start = -1
+			}
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, "&")
+}
+
+func isPasswordKey(k string) bool {
+	if dk, err := url.QueryUnescape(k); err == nil {
+		k = dk
+	}
+	return strings.Contains(strings.ToLower(k), "password")
+}
+
+// redactLegacy hides the passwords of "host:port,weight,password,db".
+func redactLegacy(raw string) string {
+	parts := strings.Split(raw, ",")
+	if i := strings.LastIndexByte(parts[0], '@'); i >= 0 {
+		parts[0] = redactUserinfo(parts[0][:i]) + parts[0][i:]
+	}
+	if len(parts) < 2 {
+		return parts[0]
+	}
+	if w := strings.TrimSpace(parts[1]); w != "" && !isWholeNumber(w) {
+		parts[1] = redacted // not a weight: maybe the password, one field early
+	}
+	switch {
+	case len(parts) == 3 && parts[2] != "":
+		parts[2] = redacted
+	case len(parts) >= 4:
+		password := strings.Join(parts[2:len(parts)-1], ",")
+		db := parts[len(parts)-1]
+		if _, err := parseDB(db); err != nil {
+			// No database last: it may be the end of a password with commas.
+			return strings.Join(parts[:2], ",") + "," + redacted
+		}
+		if password != "" {
+			password = redacted
+		}
+		parts = append(parts[:2:2], password, db)
+	}
+	return strings.Join(parts, ",")
+}
+
+func isWholeNumber(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0
+}
+
+// isScheme reports whether s is a URL scheme by RFC 3986: a letter, then
+// letters, digits, '+', '-' or '.'.
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
 		}
 	}
-	if i := strings.Index(rest, "sentinel_password="); i >= 0 {
-		end := strings.IndexByte(rest[i:], '&')
-		tail := ""
-		if end >= 0 {
-			tail = rest[i+end:]
-		}
-		rest = rest[:i] + "sentinel_password=" + redacted + tail
-	}
-	return scheme + "://" + rest
+	return s != ""
 }
