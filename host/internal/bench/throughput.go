@@ -102,7 +102,7 @@ func partProcess(ctx context.Context, b *bench) error {
 			s := &job.Stats{ID: job.NewID(), Name: "NOOP", Kind: job.Generic, Status: job.Pending,
 				EnqueueTime: now, UpdateTime: now, Revision: now, Parameters: job.Parameters{"i": i}}
 			s.RefLink = job.RefLink(s.ID)
-			if err := st.Create(ctx, s); err != nil {
+			if _, err := st.Create(ctx, s); err != nil {
 				return err
 			}
 			ids[i] = s.ID

@@ -15,19 +15,21 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berth-dev/berth/host/internal/api"
+	"github.com/berth-dev/berth/host/internal/backoff"
 	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/due"
+	"github.com/berth-dev/berth/host/internal/events"
 	"github.com/berth-dev/berth/host/internal/hook"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/joblog"
-	"github.com/berth-dev/berth/host/internal/notify"
-	"github.com/berth-dev/berth/host/internal/period"
+	"github.com/berth-dev/berth/host/internal/jobs"
+	"github.com/berth-dev/berth/host/internal/periodic"
 	"github.com/berth-dev/berth/host/internal/pluginhost"
+	"github.com/berth-dev/berth/host/internal/pubsub"
 	"github.com/berth-dev/berth/host/internal/queue"
 	"github.com/berth-dev/berth/host/internal/reaper"
 	"github.com/berth-dev/berth/host/internal/redisx"
-	"github.com/berth-dev/berth/host/internal/requeue"
 	"github.com/berth-dev/berth/host/internal/runner"
-	"github.com/berth-dev/berth/host/internal/service"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
@@ -50,15 +52,17 @@ type Host struct {
 
 	backend   *redisx.Backend
 	store     *store.Store
+	events    *events.Bus
 	logs      *joblog.Manager
+	jobs      *jobs.Controller
 	runner    *runner.Runner
 	plugins   *pluginhost.Host
 	pool      *queue.Pool
-	requeuer  *requeue.Requeuer
+	due       *due.Mover
 	hooks     *hook.Deliverer
 	reaper    *reaper.Reaper
-	scheduler *period.Scheduler
-	listener  *notify.Listener
+	scheduler *periodic.Scheduler
+	listener  *pubsub.Listener
 	server    *http.Server
 	addr      net.Addr
 	errs      chan error
@@ -111,10 +115,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	if cfg.CoreURL != "" {
 		props["core_url"] = cfg.CoreURL
 	}
-	h.runner = runner.New(runner.Options{
-		Store: h.store, Logs: h.logs, Properties: props, JobTimeout: cfg.Plugins.JobTimeout.Std(),
-		BackoffBase: cfg.Retry.BackoffBase.Std(), BackoffMax: cfg.Retry.BackoffMax.Std(), Logger: h.log.Named("runner"),
-	})
+	h.events = events.New()
+	h.runner = runner.New(runner.Options{JobTimeout: cfg.Plugins.JobTimeout.Std(), Logger: h.log.Named("runner")})
 	if h.plugins, err = pluginhost.Load(ctx, pluginhost.Options{
 		Dir: cfg.PluginsDir, Callbacks: h.runner, Logger: h.log,
 		StartTimeout: cfg.Plugins.StartTimeout.Std(), KillTimeout: cfg.Plugins.KillTimeout.Std(),
@@ -122,6 +124,23 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	}); err != nil {
 		return err
 	}
+	var types []queue.Type
+	var names []string
+	for _, t := range h.plugins.JobTypes() {
+		types = append(types, queue.Type{Name: t.Name, MaxConcurrency: t.MaxConcurrency})
+		names = append(names, t.Name)
+	}
+	h.jobs = jobs.New(jobs.Options{
+		Store: h.store, Events: h.events, Plugins: h.plugins, Runner: h.runner, Logs: h.logs, Properties: props,
+		Retry:    backoff.Policy{Base: cfg.Retry.BackoffBase.Std(), Max: cfg.Retry.BackoffMax.Std(), Jitter: 0.25},
+		LogLimit: int64(cfg.MaxRetrieveSizeMB) << 20,
+		Config: job.PoolConfig{RedisPoolConfig: job.RedisPoolConfig{
+			RedisURL: cfg.WorkerPool.RedisPool.RedisURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
+			IdleTimeoutSecond: int64(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
+		}},
+		Logger: h.log.Named("jobs"),
+	})
+	h.runner.Bind(h.plugins, h.jobs)
 	var rewrites []hook.Rewrite
 	for _, r := range cfg.Hooks.Rewrites {
 		rewrites = append(rewrites, hook.Rewrite{From: r.From, To: r.To})
@@ -131,48 +150,29 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		BackoffBase: cfg.Hooks.BackoffBase.Std(), BackoffMax: cfg.Hooks.BackoffMax.Std(),
 		Rewrites: rewrites, Logger: h.log.Named("hook"),
 	})
+	h.events.Observe(h.hooks.Observe)
 	h.reaper = reaper.New(reaper.Options{
-		Store: h.store, Interval: cfg.Reaper.Interval.Std(), MaxJobDuration: cfg.Reaper.MaxJobDuration.Std(),
-		DeadAfter: cfg.Reaper.DeadAfter.Std(),
-		Logger:    h.log.Named("reaper"),
-		OnStale: func(id string) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = h.store.Signal(ctx, id, string(job.ActionStop))
-		},
+		Store: h.store, Lifecycle: h.jobs, Interval: cfg.Reaper.Interval.Std(), MaxJobDuration: cfg.Reaper.MaxJobDuration.Std(),
+		DeadAfter: cfg.Reaper.DeadAfter.Std(), Logger: h.log.Named("reaper"),
 	})
-	h.requeuer = requeue.New(requeue.Options{Store: h.store, Logger: h.log.Named("requeue")})
-	h.scheduler = period.New(period.Options{Store: h.store, Logger: h.log.Named("period")})
-	svc := service.New(service.Options{
-		Store: h.store, Plugins: h.plugins, Runner: h.runner, Logs: h.logs, Scheduler: h.scheduler,
-		LogLimit: int64(cfg.MaxRetrieveSizeMB) << 20,
-		Config: job.PoolConfig{RedisPoolConfig: job.RedisPoolConfig{
-			RedisURL: cfg.WorkerPool.RedisPool.RedisURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
-			IdleTimeoutSecond: int64(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
-		}},
-	})
-	h.runner.Bind(h.plugins, svc.Launch)
+	h.due = due.New(due.Options{Store: h.store, Names: names, Logger: h.log.Named("due")})
+	h.scheduler = periodic.New(periodic.Options{Policies: h.store, Executions: h.jobs, Logger: h.log.Named("periodic")})
+	h.jobs.SetScheduler(h.scheduler)
 
-	var types []queue.Type
-	var names []string
-	for _, t := range h.plugins.JobTypes() {
-		types = append(types, queue.Type{Name: t.Name, MaxConcurrency: t.MaxConcurrency})
-		names = append(names, t.Name)
-	}
 	h.pool = queue.New(queue.Options{
 		Redis: h.backend.Pool(), Namespace: h.store.Keys().WorkNamespace(), Concurrency: uint(cfg.WorkerPool.Workers),
-		Types: types, Handler: h.runner.Handle, Backoff: h.runner.Backoff, Logger: h.log.Named("queue"),
+		Types: types, Handler: h.jobs.Handle, Backoff: h.jobs.EntryBackoff, Logger: h.log.Named("queue"),
 	})
-	h.listener = notify.New(notify.Options{
+	h.listener = pubsub.New(pubsub.Options{
 		Pool: h.backend.Pool(),
 		Handlers: map[string]func(string){
 			h.store.Keys().Signals():  h.runner.OnSignal,
 			h.store.Keys().Doorbell(): func(string) { h.pool.Wake() },
-			h.store.Keys().Timer():    h.requeuer.OnTimer,
+			h.store.Keys().Timer():    h.due.OnTimer,
 			h.store.Keys().Hooks():    h.hooks.OnEvent,
 		},
-		OnConnect: h.runner.Resync,
-		Logger:    h.log.Named("notify"),
+		OnConnect: h.jobs.Resync,
+		Logger:    h.log.Named("pubsub"),
 	})
 	if err = h.listener.Start(ctx); err != nil {
 		return fmt.Errorf("daemon: subscribe to Redis pub/sub: %w", err)
@@ -183,11 +183,11 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	if err = h.pool.Start(ctx); err != nil {
 		return err
 	}
-	h.requeuer.Start(ctx)
+	h.due.Start(ctx)
 	h.hooks.Start(ctx)
 	h.reaper.Start(ctx)
 	h.scheduler.Start(ctx)
-	if err = h.serve(api.New(svc, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api")})); err != nil {
+	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api")})); err != nil {
 		return err
 	}
 	h.log.Info("berth is ready", "addr", h.addr.String(), "protocol", cfg.Protocol, "redis", h.backend.Describe(),
@@ -257,7 +257,7 @@ func (h *Host) shutdown() {
 		case <-stopped:
 		case <-time.After(h.cfg.ShutdownGrace.Std()):
 			h.log.Warn("running jobs did not finish within the grace period; stopping them, they are queued again")
-			h.runner.Shutdown()
+			h.jobs.Shutdown()
 			<-stopped
 		}
 	}
@@ -273,11 +273,11 @@ func (h *Host) teardown() {
 	if h.scheduler != nil {
 		h.scheduler.Stop()
 	}
-	if h.requeuer != nil {
-		h.requeuer.Stop()
+	if h.due != nil {
+		h.due.Stop()
 	}
-	if h.runner != nil {
-		h.runner.Shutdown()
+	if h.jobs != nil {
+		h.jobs.Shutdown()
 	}
 	if h.pool != nil {
 		h.pool.Stop()

@@ -204,6 +204,9 @@ var keyClasses = []keyClass{
 	{"worker:<worker>", regexp.MustCompile(`^worker:[0-9a-f]+$`), false},
 	{"last_periodic_enqueue", regexp.MustCompile(`^last_periodic_enqueue$`), false},
 	{"berth:policies", regexp.MustCompile(`^berth:policies$`), false},
+	// One listing index per kind, status and job name: bounded by the
+	// job types, holding only jobs whose stats exist (checked below).
+	{"berth:idx:<kind>:<status>:<name>", regexp.MustCompile(`^berth:idx:(Generic|Scheduled|Periodic):(Pending|Scheduled|Running|Stopped|Error|Success):[A-Z_]+$`), false},
 }
 
 func keyClassOf(suffix string) (keyClass, bool) {
@@ -274,6 +277,20 @@ func surveyKeys(t *testing.T, h *hosttest.Host, rdb *nsRedis, alive map[string]b
 			if !alive[id] {
 				st := h.Get(t, id)
 				t.Errorf("%s holds job %s, which is %s", suffix, id, st.Status)
+			}
+		}
+		// A listing index holds only jobs of its kind, status and name.
+		if c.name == "berth:idx:<kind>:<status>:<name>" {
+			parts := strings.SplitN(strings.TrimPrefix(suffix, "berth:idx:"), ":", 3)
+			for _, id := range rdb.strings(t, "ZRANGE", key, 0, -1) {
+				r := h.Do(t, http.MethodGet, "/api/v1/jobs/"+id, hosttest.Auth, nil)
+				if r.Status != http.StatusOK {
+					t.Errorf("%s holds job %s, whose stats are gone (%d)", suffix, id, r.Status)
+					continue
+				}
+				if st := r.Stats(t); string(st.Kind) != parts[0] || string(st.Status) != parts[1] || st.Name != parts[2] {
+					t.Errorf("%s holds job %s, a %s %s job in %s", suffix, id, st.Kind, st.Name, st.Status)
+				}
 			}
 		}
 	}

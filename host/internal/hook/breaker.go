@@ -3,6 +3,8 @@ package hook
 import (
 	"sync"
 	"time"
+
+	"github.com/berth-dev/berth/host/internal/backoff"
 )
 
 // breaker remembers the endpoints that keep failing and skips them for a
@@ -11,7 +13,7 @@ import (
 type breaker struct {
 	threshold int
 	limit     int
-	base, max time.Duration
+	wait      backoff.Policy
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointState
@@ -23,8 +25,8 @@ type endpointState struct {
 	openUntil time.Time
 }
 
-func newBreaker(threshold, limit int, base, maxWait time.Duration) *breaker {
-	return &breaker{threshold: threshold, limit: limit, base: base, max: maxWait,
+func newBreaker(threshold, limit int, wait backoff.Policy) *breaker {
+	return &breaker{threshold: threshold, limit: limit, wait: wait,
 		endpoints: make(map[string]*endpointState), now: time.Now}
 }
 
@@ -63,11 +65,7 @@ func (b *breaker) failure(endpoint string) {
 	if s.failures < b.threshold {
 		return
 	}
-	w := b.base
-	for i := b.threshold; i < s.failures && w < b.max; i++ {
-		w *= 2
-	}
-	s.openUntil = b.now().Add(min(w, b.max))
+	s.openUntil = b.now().Add(b.wait.Delay(s.failures - b.threshold + 1))
 }
 
 // evict drops the endpoint whose skip ended first; b.mu is held.

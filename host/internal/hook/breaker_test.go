@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/host/internal/backoff"
 )
 
 func TestBreaker(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
-	b := newBreaker(3, 100, time.Second, time.Minute)
+	b := newBreaker(3, 100, backoff.Policy{Base: time.Second, Max: time.Minute})
 	b.now = func() time.Time { return now }
 
 	const e = "http://core:8080"

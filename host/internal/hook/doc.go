@@ -4,7 +4,9 @@
 //
 // The events wait in Redis (package store writes each one in the same
 // script as the change it reports), so none is lost when a receiver is
-// down or a host restarts. A fixed number of workers per host claim one job
+// down or a host restarts. The deliverer observes the host's events bus
+// (Observe): a change that queued a hook event wakes a worker at once;
+// changes made on other hosts wake it through Redis pub/sub (OnEvent). A fixed number of workers per host claim one job
 // at a time with a lease, so a job's events go out one by one, in order,
 // and any host can deliver any job's events. A failed delivery is retried
 // with exponential backoff and jitter; an endpoint that keeps failing is

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/berth-dev/berth/host/internal/backoff"
+	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
@@ -53,6 +54,7 @@ type Options struct {
 type Deliverer struct {
 	opts    Options
 	log     hclog.Logger
+	retry   backoff.Policy
 	breaker *breaker
 	wake    chan struct{}
 	cancel  context.CancelFunc
@@ -97,9 +99,10 @@ func New(opts Options) *Deliverer {
 			},
 		}
 	}
+	retry := backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax, Jitter: 0.25}
 	return &Deliverer{
-		opts: opts, log: opts.Logger,
-		breaker: newBreaker(opts.BreakerThreshold, opts.BreakerEndpoints, opts.BackoffBase, opts.BackoffMax),
+		opts: opts, log: opts.Logger, retry: retry,
+		breaker: newBreaker(opts.BreakerThreshold, opts.BreakerEndpoints, backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax}),
 		wake:    make(chan struct{}, opts.Workers),
 	}
 }
@@ -138,8 +141,17 @@ func (d *Deliverer) Kick() {
 	}
 }
 
-// OnEvent handles a message of the hooks channel.
+// OnEvent handles a message of the hooks channel (an event was queued on
+// another host).
 func (d *Deliverer) OnEvent(string) { d.Kick() }
+
+// Observe is the deliverer's observer of the events bus: a change that
+// queued a status hook event wakes a worker at once.
+func (d *Deliverer) Observe(ev job.Event) {
+	if ev.Announced {
+		d.Kick()
+	}
+}
 
 // lease is how long a claimed job stays with its worker.
 func (d *Deliverer) lease() time.Duration { return 3*d.opts.Timeout + 5*time.Second }
@@ -230,7 +242,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev *store.HookEvent) {
 		return
 	}
 	d.breaker.failure(endpoint)
-	wait := d.backoff(ev.Stats.ID, ev.Attempts+1)
+	wait := d.retry.Delay(ev.Attempts + 1)
 	level := hclog.Warn
 	if ev.Attempts > 0 {
 		level = hclog.Debug
@@ -274,19 +286,6 @@ func (d *Deliverer) rewrite(u string) string {
 		}
 	}
 	return u
-}
-
-// backoff is the wait before attempt n (n >= 1) of a job's event: base
-// doubling per failure up to max, minus up to a quarter of jitter.
-func (d *Deliverer) backoff(id string, n int) time.Duration {
-	w := d.opts.BackoffBase
-	for i := 1; i < n && w < d.opts.BackoffMax; i++ {
-		w *= 2
-	}
-	w = min(w, d.opts.BackoffMax)
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s/%d/%d", id, n, time.Now().UnixNano())
-	return w - time.Duration(h.Sum64()%uint64(w/4+1))
 }
 
 // endpointOf is the scheme and host of a URL, the unit of the breaker.

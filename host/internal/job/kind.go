@@ -14,5 +14,8 @@ const (
 	Periodic Kind = "Periodic"
 )
 
+// Kinds lists every kind.
+var Kinds = []Kind{Generic, KindScheduled, Periodic}
+
 // Valid tells whether k is a known kind.
 func (k Kind) Valid() bool { return k == Generic || k == KindScheduled || k == Periodic }

@@ -11,8 +11,13 @@ type Query struct {
 	// PageNumber counts from 1.
 	PageNumber int
 	PageSize   int
-	// Kind, when KindScheduled, lists the jobs waiting for their run time.
+	// Kind, when KindScheduled, lists the jobs waiting for their run time;
+	// when Periodic, the active policies; when Generic, the Generic jobs.
 	Kind Kind
+	// Status and Name, when set, list only the jobs in that status or of
+	// that name (not with Kind Scheduled or Periodic).
+	Status Status
+	Name   string
 	// Cursor continues a listing where the previous page's NextCursor
 	// left it ("" or "0" starts from the beginning).
 	Cursor string

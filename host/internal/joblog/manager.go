@@ -1,15 +1,15 @@
 package joblog
 
 import (
-	"github.com/berth-dev/berth/host/internal/job"
-
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/loop"
 )
 
 // Manager ties the configured job log backends together for the host: it
@@ -21,10 +21,7 @@ type Manager struct {
 	sweepers   []Sweeper
 	sweepEvery time.Duration
 	log        hclog.Logger
-
-	mu     sync.Mutex // guards cancel and done
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the sweep loop has returned
+	loop       *loop.Loop
 }
 
 // NewManager returns a Manager over backends. getter serves Get and may be
@@ -35,13 +32,18 @@ func NewManager(backends []Backend, getter Getter, sweepers []Sweeper, sweepEver
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Manager{
+	m := &Manager{
 		backends:   append([]Backend(nil), backends...),
 		getter:     getter,
 		sweepers:   append([]Sweeper(nil), sweepers...),
 		sweepEvery: sweepEvery,
 		log:        log,
 	}
+	m.loop = loop.New(loop.Options{Run: func(ctx context.Context) time.Duration {
+		m.sweepOnce(ctx)
+		return m.sweepEvery
+	}})
+	return m
 }
 
 // Open returns a Logger that sends each entry to the job's logger on every
@@ -86,10 +88,9 @@ func (m *Manager) Get(ctx context.Context, jobID string, limit int64) ([]byte, e
 }
 
 // Start runs every sweeper once at once and then every sweepEvery, in a
-// goroutine of its own, until ctx is done or Stop is called. It returns at
-// once. Calling it while the sweep loop runs does nothing; with no sweeper
-// it starts nothing. It fails if there are sweepers but sweepEvery is not
-// positive.
+// goroutine of its own, until Stop. It returns at once. Calling it while
+// the sweep loop runs does nothing; with no sweeper it starts nothing. It
+// fails if there are sweepers but sweepEvery is not positive.
 func (m *Manager) Start(ctx context.Context) error {
 	if len(m.sweepers) == 0 {
 		return nil
@@ -97,52 +98,13 @@ func (m *Manager) Start(ctx context.Context) error {
 	if m.sweepEvery <= 0 {
 		return fmt.Errorf("joblog: sweep interval %v is not positive", m.sweepEvery)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.done != nil {
-		select {
-		case <-m.done: // the last loop ended with its context: start anew
-			m.cancel()
-		default:
-			return nil
-		}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	m.cancel, m.done = cancel, done
-	go func() {
-		defer close(done)
-		m.sweepLoop(ctx)
-	}()
+	m.loop.Start(ctx)
 	return nil
 }
 
 // Stop ends the sweep loop and waits for it to return. It is safe to call
 // more than once, and without Start.
-func (m *Manager) Stop() {
-	m.mu.Lock()
-	cancel, done := m.cancel, m.done
-	m.cancel, m.done = nil, nil
-	m.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
-
-func (m *Manager) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(m.sweepEvery)
-	defer t.Stop()
-	for {
-		m.sweepOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
+func (m *Manager) Stop() { m.loop.Stop() }
 
 func (m *Manager) sweepOnce(ctx context.Context) {
 	for _, s := range m.sweepers {

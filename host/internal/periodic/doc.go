@@ -1,9 +1,10 @@
-// Package period runs periodic jobs. A periodic job is a policy with a
+// Package periodic runs periodic jobs. A periodic job is a policy with a
 // 6-field cron spec (seconds first); every host looks ahead a short horizon
-// and creates, for each fire time t, the execution "<policy>@<t>" (kind
-// Scheduled, upstream_job_id = the policy) in the scheduled set. The store
-// creates each fire time's execution exactly once however many hosts try,
-// and the requeuer starts it at t.
+// and, for each fire time t, has the lifecycle owner create the execution
+// "<policy>@<t>" (kind Scheduled, upstream_job_id = the policy) in the
+// scheduled set. The store creates each fire time's execution exactly once
+// however many hosts try, and the due-job mover starts it at t.
 //
-// Cron specs are parsed by robfig/cron/v3, in UTC.
-package period
+// Cron specs are parsed by robfig/cron/v3, in UTC. It never changes a job
+// itself: executions are created through Executions.
+package periodic

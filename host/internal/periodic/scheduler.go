@@ -1,4 +1,4 @@
-package period
+package periodic
 
 import (
 	"context"
@@ -6,13 +6,27 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/berth-dev/berth/host/internal/bg"
+	"github.com/berth-dev/berth/host/internal/clock"
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/loop"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
+// Policies lists the active periodic policies (the store).
+type Policies interface {
+	Policies(ctx context.Context) ([]store.Policy, error)
+}
+
+// Executions creates the execution of a policy at a fire time, once across
+// every host (the lifecycle owner).
+type Executions interface {
+	CreateExecution(ctx context.Context, policy *job.Stats, t int64) (store.ExecutionOutcome, error)
+}
+
 // Options configure a Scheduler.
 type Options struct {
-	Store *store.Store
+	Policies   Policies
+	Executions Executions
 	// Horizon is how far ahead executions are created (default 30s).
 	Horizon time.Duration
 	// Every is the time between passes (default Horizon/3).
@@ -24,14 +38,13 @@ type Options struct {
 	// 1000), for specs that fire every second.
 	MaxPerPass int
 	Logger     hclog.Logger
-	Now        func() time.Time
+	Clock      clock.Clock
 }
 
 // Scheduler creates the executions of periodic policies.
 type Scheduler struct {
 	opts Options
-	wake chan struct{}
-	loop bg.Loop
+	loop *loop.Loop
 }
 
 // New returns a Scheduler; Start starts it.
@@ -51,51 +64,35 @@ func New(opts Options) *Scheduler {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	return &Scheduler{opts: opts, wake: make(chan struct{}, 1)}
+	opts.Clock = clock.Or(opts.Clock)
+	s := &Scheduler{opts: opts}
+	s.loop = loop.New(loop.Options{Clock: opts.Clock, Run: func(ctx context.Context) time.Duration {
+		s.Pass(ctx)
+		return s.opts.Every
+	}})
+	return s
 }
 
 // Start runs passes until Stop.
-func (s *Scheduler) Start(ctx context.Context) { s.loop.Start(ctx, s.run) }
+func (s *Scheduler) Start(ctx context.Context) { s.loop.Start(ctx) }
 
 // Stop stops the scheduler and waits for it. Safe twice.
 func (s *Scheduler) Stop() { s.loop.Stop() }
 
 // Kick runs a pass now (a policy was just created).
-func (s *Scheduler) Kick() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Scheduler) run(ctx context.Context) {
-	t := time.NewTicker(s.opts.Every)
-	defer t.Stop()
-	for {
-		s.Pass(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.wake:
-		}
-	}
-}
+func (s *Scheduler) Kick() { s.loop.Kick() }
 
 // Pass creates the executions due within the horizon of every active
 // policy; it returns how many this host created.
 func (s *Scheduler) Pass(ctx context.Context) int {
-	policies, err := s.opts.Store.Policies(ctx)
+	policies, err := s.opts.Policies.Policies(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.opts.Logger.Warn("cannot read the periodic policies", "error", err)
 		}
 		return 0
 	}
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	until := now.Add(s.opts.Horizon)
 	created := 0
 	for _, p := range policies {
@@ -113,7 +110,7 @@ func (s *Scheduler) Pass(ctx context.Context) int {
 			}
 		}
 		for i, t := 0, sched.Next(from); !t.IsZero() && !t.After(until) && i < s.opts.MaxPerPass; i, t = i+1, sched.Next(t) {
-			out, err := s.opts.Store.CreateExecution(ctx, p.Stats, t.Unix())
+			out, err := s.opts.Executions.CreateExecution(ctx, p.Stats, t.Unix())
 			if err != nil {
 				s.opts.Logger.Warn("cannot create a periodic execution", "policy", p.Stats.ID, "at", t, "error", err)
 				break

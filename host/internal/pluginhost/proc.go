@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
+	"github.com/berth-dev/berth/host/internal/backoff"
 	"github.com/berth-dev/berth/sdk/proto"
 )
 
@@ -259,7 +260,8 @@ func (p *proc) watch() {
 // supervise restarts the plugin whenever its process exits, until close.
 func (p *proc) supervise() {
 	defer close(p.done)
-	backoff := restartBackoffMin
+	restart := backoff.Policy{Base: restartBackoffMin, Max: p.h.opts.RestartBackoffMax, Jitter: 0.1}
+	failures := 0
 	for {
 		p.mu.Lock()
 		inst := p.inst
@@ -275,21 +277,24 @@ func (p *proc) supervise() {
 		default:
 		}
 		p.setDown(inst)
-		p.log.Error("plugin process exited unexpectedly; its running jobs fail and it is restarted", "pid", inst.runner.pid, "backoff", backoff)
-		p.kill(inst)
 		if time.Since(inst.started) > stableAfter {
-			backoff = restartBackoffMin
+			failures = 0
 		}
+		failures++
+		wait := restart.Delay(failures)
+		p.log.Error("plugin process exited unexpectedly; its running jobs fail and it is restarted", "pid", inst.runner.pid, "backoff", wait)
+		p.kill(inst)
 		for {
 			select {
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			case <-p.closing:
 				return
 			}
-			backoff = min(2*backoff, p.h.opts.RestartBackoffMax)
 			next, types, err := p.launch(context.Background())
 			if err != nil {
-				p.log.Error("plugin restart failed", "error", err, "next_attempt_in", backoff)
+				failures++
+				wait = restart.Delay(failures)
+				p.log.Error("plugin restart failed", "error", err, "next_attempt_in", wait)
 				continue
 			}
 			if !sameTypes(p.types, types) {

@@ -1,13 +1,16 @@
-package notify
+package pubsub
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/backoff"
 )
 
 // Options configure a Listener.
@@ -22,6 +25,9 @@ type Options struct {
 	// PingEvery is how often the connection is checked (default 10s); a
 	// connection that answers nothing for three times that is replaced.
 	PingEvery time.Duration
+	// Reconnect is the wait between attempts to get a lost connection back
+	// (default 100ms doubling up to 5s).
+	Reconnect backoff.Policy
 }
 
 // Listener is the pub/sub connection of a host.
@@ -40,6 +46,9 @@ func New(opts Options) *Listener {
 	}
 	if opts.PingEvery <= 0 {
 		opts.PingEvery = 10 * time.Second
+	}
+	if opts.Reconnect.Base <= 0 {
+		opts.Reconnect = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.1}
 	}
 	return &Listener{opts: opts, ready: make(chan struct{}), done: make(chan struct{})}
 }
@@ -72,21 +81,27 @@ func (l *Listener) Stop() {
 }
 
 func (l *Listener) loop(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
+	for failures := 1; ctx.Err() == nil; failures++ {
 		err := l.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		l.opts.Logger.Warn("lost the Redis pub/sub connection; reconnecting", "error", err, "in", backoff)
+		if errors.Is(err, errSubscribed) {
+			failures = 1 // it was up: start the backoff again
+		}
+		wait := l.opts.Reconnect.Delay(failures)
+		l.opts.Logger.Warn("lost the Redis pub/sub connection; reconnecting", "error", err, "in", wait)
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
+
+// errSubscribed wraps the error that ended a connection that had been
+// subscribed.
+var errSubscribed = errors.New("pubsub: the subscribed connection failed")
 
 // listen subscribes on one connection and dispatches until it fails.
 func (l *Listener) listen(ctx context.Context) error {
@@ -145,9 +160,12 @@ func (l *Listener) listen(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if subscribed == len(channels) {
+				return fmt.Errorf("%w: %w", errSubscribed, m)
+			}
 			return m
 		default:
-			return errors.New("notify: unexpected pub/sub reply")
+			return errors.New("pubsub: unexpected pub/sub reply")
 		}
 	}
 }

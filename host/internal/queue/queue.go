@@ -18,12 +18,18 @@ import (
 type Job struct {
 	Name string
 	ID   string
-	Args map[string]any
-	// Fails is how many earlier attempts failed.
+	// EnqueuedAt is the entry's submission time (unix s).
+	EnqueuedAt int64
+	Unique     bool
+	// Fails is how many earlier attempts failed (as the entry says).
 	Fails int64
 }
 
-// Handler runs a job. A non-nil error retries it after Backoff.
+// Handler runs a job. It returns nil once the job is handled, whatever
+// its outcome: the lifecycle owner records retries itself. A non-nil
+// error means the job could not be handled at all (Redis was unreachable
+// before its run started): gocraft/work queues the entry again after
+// Backoff.
 type Handler func(j Job) error
 
 // Type is a job type the pool takes.
@@ -42,9 +48,9 @@ type Options struct {
 	Concurrency uint
 	Types       []Type
 	Handler     Handler
-	// Backoff is the wait before the next attempt of a job that has
-	// failed `fails` times (gocraft/work counts in whole seconds).
-	Backoff func(id string, fails int64) time.Duration
+	// Backoff is the wait before gocraft/work queues again an entry whose
+	// handler could not handle it (gocraft/work counts in whole seconds).
+	Backoff func(fails int64) time.Duration
 	Logger  hclog.Logger
 }
 
@@ -86,14 +92,14 @@ func New(opts Options) *Pool {
 	p := &Pool{wp: work.NewWorkerPool(workContext{}, opts.Concurrency, opts.Namespace, opts.Redis), log: opts.Logger,
 		redis: opts.Redis, namespace: opts.Namespace}
 	backoff := func(j *work.Job) int64 {
-		d := opts.Backoff(j.ID, j.Fails)
+		d := opts.Backoff(j.Fails)
 		return max(1, int64(math.Ceil(d.Seconds())))
 	}
 	for _, t := range opts.Types {
 		p.wp.JobWithOptions(t.Name, work.JobOptions{
 			MaxFails: noFailLimit, SkipDead: true, MaxConcurrency: t.MaxConcurrency, Backoff: backoff,
 		}, func(j *work.Job) error {
-			return opts.Handler(Job{Name: j.Name, ID: j.ID, Args: j.Args, Fails: j.Fails})
+			return opts.Handler(Job{Name: j.Name, ID: j.ID, EnqueuedAt: j.EnqueuedAt, Unique: j.Unique, Fails: j.Fails})
 		})
 	}
 	return p

@@ -3,20 +3,26 @@ package reaper
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/berth-dev/berth/host/internal/bg"
+	"github.com/berth-dev/berth/host/internal/clock"
 	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/loop"
 	"github.com/berth-dev/berth/host/internal/queue"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
+// Lifecycle fails the running jobs that show no progress (jobs.Controller).
+type Lifecycle interface {
+	FailStale(ctx context.Context, maxSilence time.Duration) (int, error)
+}
+
 // Options configure a Reaper.
 type Options struct {
-	Store *store.Store
+	Store     *store.Store
+	Lifecycle Lifecycle
 	// Interval is the time between passes (default 1m).
 	Interval time.Duration
 	// MaxJobDuration: a running job without progress (check-in or start)
@@ -28,19 +34,20 @@ type Options struct {
 	// HookScan is how many jobs a pass looks at for lagging hooks
 	// (default 1000).
 	HookScan int
+	// IndexPrune is how many listing index entries a pass looks at for
+	// expired stats (default 10000).
+	IndexPrune int
 	// Holder names this host in the lock.
 	Holder string
 	Logger hclog.Logger
-	// OnStale is told about a job marked Error for lack of progress, so
-	// that a host still running it can end it.
-	OnStale func(id string)
+	Clock  clock.Clock
 }
 
 // Reaper is one host's reaper.
 type Reaper struct {
 	opts Options
 	log  hclog.Logger
-	loop bg.Loop
+	loop *loop.Loop
 }
 
 // New returns a Reaper; Start starts it.
@@ -57,67 +64,70 @@ func New(opts Options) *Reaper {
 	if opts.HookScan <= 0 {
 		opts.HookScan = 1000
 	}
+	if opts.IndexPrune <= 0 {
+		opts.IndexPrune = 10000
+	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.Holder == "" {
 		opts.Holder = job.NewID()
 	}
-	return &Reaper{opts: opts, log: opts.Logger}
+	opts.Clock = clock.Or(opts.Clock)
+	r := &Reaper{opts: opts, log: opts.Logger}
+	r.loop = loop.New(loop.Options{Clock: opts.Clock, First: opts.Interval, Run: r.tick})
+	return r
 }
 
-// Start runs passes until Stop.
-func (r *Reaper) Start(ctx context.Context) {
-	r.loop.Start(ctx, func(ctx context.Context) {
-		t := time.NewTicker(r.opts.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			ok, err := r.opts.Store.TakeReaperLock(ctx, r.opts.Holder, r.opts.Interval*9/10)
-			if err != nil {
-				if ctx.Err() == nil {
-					r.log.Warn("cannot take the reaper lock", "error", err)
-				}
-				continue
-			}
-			if ok {
-				r.Pass(ctx)
-			}
-		}
-	})
-}
+// Start runs passes, one per Interval, until Stop.
+func (r *Reaper) Start(ctx context.Context) { r.loop.Start(ctx) }
 
 // Stop stops the reaper and waits for it. Safe twice.
 func (r *Reaper) Stop() { r.loop.Stop() }
 
+// tick takes the lock and, with it, runs a pass.
+func (r *Reaper) tick(ctx context.Context) time.Duration {
+	ok, err := r.opts.Store.TakeReaperLock(ctx, r.opts.Holder, r.opts.Interval*9/10)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			r.log.Warn("cannot take the reaper lock", "error", err)
+		}
+	case ok:
+		r.Pass(ctx)
+	}
+	return r.opts.Interval
+}
+
 // Result is what a pass did.
 type Result struct {
-	DeadPools, Requeued, Stale, Refired int
+	DeadPools, Requeued, Stale, Refired, Pruned int
 }
 
 // Pass runs one pass now (without the lock; Start takes it).
 func (r *Reaper) Pass(ctx context.Context) Result {
 	var res Result
 	r.reapPools(ctx, &res)
-	r.failStale(ctx, &res)
-	n, _, err := r.opts.Store.RefireHooks(ctx, r.opts.HookScan)
-	if err != nil && ctx.Err() == nil {
+	var err error
+	if res.Stale, err = r.opts.Lifecycle.FailStale(ctx, r.opts.MaxJobDuration); err != nil && ctx.Err() == nil {
+		r.log.Warn("cannot look for stale running jobs", "error", err)
+	}
+	if res.Refired, _, err = r.opts.Store.RefireHooks(ctx, r.opts.HookScan); err != nil && ctx.Err() == nil {
 		r.log.Warn("cannot scan for lagging hooks", "error", err)
 	}
-	res.Refired = n
+	if res.Pruned, err = r.opts.Store.PruneIndex(ctx, r.opts.IndexPrune); err != nil && ctx.Err() == nil {
+		r.log.Warn("cannot prune the listing indices", "error", err)
+	}
 	if res != (Result{}) {
-		r.log.Info("reaper pass", "dead_pools", res.DeadPools, "requeued", res.Requeued, "stale_jobs", res.Stale, "hooks_refired", res.Refired)
+		r.log.Info("reaper pass", "dead_pools", res.DeadPools, "requeued", res.Requeued, "stale_jobs", res.Stale,
+			"hooks_refired", res.Refired, "index_pruned", res.Pruned)
 	}
 	return res
 }
 
 func (r *Reaper) reapPools(ctx context.Context, res *Result) {
 	st := r.opts.Store
-	pools, err := queue.Heartbeats(ctx, st.Pool(), st.Keys().WorkNamespace(), r.opts.DeadAfter, time.Now())
+	pools, err := queue.Heartbeats(ctx, st.Pool(), st.Keys().WorkNamespace(), r.opts.DeadAfter, r.opts.Clock.Now())
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("cannot read worker pool heartbeats", "error", err)
@@ -147,39 +157,8 @@ func (r *Reaper) reapPools(ctx context.Context, res *Result) {
 	}
 }
 
-func (r *Reaper) failStale(ctx context.Context, res *Result) {
-	st := r.opts.Store
-	before := time.Now().Add(-r.opts.MaxJobDuration).Unix()
-	ids, err := st.StaleRunning(ctx, before, 1000)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("cannot list stale running jobs", "error", err)
-		}
-		return
-	}
-	for _, id := range ids {
-		s, err := st.Get(ctx, id)
-		if err != nil {
-			_ = st.ForgetRunning(ctx, id)
-			continue
-		}
-		if s.Status != job.Running || s.UpdateTime >= before {
-			continue
-		}
-		out, err := st.Move(ctx, id, s.Revision, job.Error, store.Fields{store.FieldDieAt: strconv.FormatInt(st.Now(), 10)})
-		if err != nil || out.Outcome != store.Moved {
-			continue
-		}
-		res.Stale++
-		r.log.Warn("a running job showed no progress for longer than reaper.max_job_duration; it is marked Error",
-			"job_id", id, "last_progress", time.Unix(s.UpdateTime, 0).UTC(), "max_job_duration", r.opts.MaxJobDuration)
-		if r.opts.OnStale != nil {
-			r.opts.OnStale(id)
-		}
-	}
-}
-
 // String describes a result.
 func (r Result) String() string {
-	return fmt.Sprintf("dead pools %d, requeued %d, stale %d, hooks re-fired %d", r.DeadPools, r.Requeued, r.Stale, r.Refired)
+	return fmt.Sprintf("dead pools %d, requeued %d, stale %d, hooks re-fired %d, index entries pruned %d",
+		r.DeadPools, r.Requeued, r.Stale, r.Refired, r.Pruned)
 }

@@ -10,8 +10,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/jobs"
 	"github.com/berth-dev/berth/host/internal/reaper"
+	"github.com/berth-dev/berth/host/internal/runner"
 	"github.com/berth-dev/berth/host/internal/store"
+	"github.com/berth-dev/berth/host/internal/testkit/fakeclock"
 	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
@@ -19,6 +22,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithCleanup(m)) }
 
 type bundle struct {
 	store *store.Store
+	jobs  *jobs.Controller
+	clock *fakeclock.Clock
 	pool  *redis.Pool
 	keys  store.Keys
 }
@@ -27,8 +32,10 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	srv := redistest.Shared(t)
 	pool := srv.Pool(t)
-	st := store.New(pool, store.Options{Namespace: srv.Namespace(t)})
-	return &bundle{store: st, pool: pool, keys: st.Keys()}
+	clk := fakeclock.New(time.Unix(1_700_000_000, 0))
+	st := store.New(pool, store.Options{Namespace: srv.Namespace(t), Now: clk.Now})
+	ctl := jobs.New(jobs.Options{Store: st, Runner: runner.New(runner.Options{}), Clock: clk})
+	return &bundle{store: st, jobs: ctl, clock: clk, pool: pool, keys: st.Keys()}
 }
 
 func (b *bundle) do(t *testing.T, cmd string, args ...any) any {
@@ -48,7 +55,7 @@ func (b *bundle) running(t *testing.T, hook string) *job.Stats {
 	st := &job.Stats{ID: job.NewID(), Name: "DEMO", Kind: job.Generic, Status: job.Pending, EnqueueTime: now,
 		UpdateTime: now, Revision: now, WebHookURL: hook, Parameters: job.Parameters{"image": "demo"}}
 	ctx := context.Background()
-	if err := b.store.Create(ctx, st); err != nil {
+	if _, err := b.store.Create(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.store.Start(ctx, st.ID)
@@ -58,23 +65,30 @@ func (b *bundle) running(t *testing.T, hook string) *job.Stats {
 	return res.Stats
 }
 
+// TestStaleRunningJobIsMarkedError runs the reaper on a fake clock: its
+// passes come once per interval, and the lifecycle owner fails the running
+// job that showed no progress for longer than max_job_duration.
 func TestStaleRunningJobIsMarkedError(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	stale := b.running(t, "")
-	var told []string
-	r := reaper.New(reaper.Options{Store: b.store, MaxJobDuration: time.Second, OnStale: func(id string) { told = append(told, id) }})
+	r := reaper.New(reaper.Options{Store: b.store, Lifecycle: b.jobs, Clock: b.clock, Interval: time.Minute, MaxJobDuration: time.Hour})
 	if res := r.Pass(context.Background()); res.Stale != 0 {
 		t.Fatalf("a fresh job was taken as stale: %v", res)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	b.clock.Advance(time.Hour + time.Second)
 	fresh := b.running(t, "")
-	res := r.Pass(context.Background())
-	if res.Stale != 1 || len(told) != 1 || told[0] != stale.ID {
-		t.Fatalf("pass %v, told %v; want exactly %s", res, told, stale.ID)
+	r.Start(context.Background())
+	defer r.Stop()
+	if !b.clock.WaitTimers(1, 10*time.Second) {
+		t.Fatal("the reaper never waited for its first pass")
 	}
-	got, _ := b.store.Get(context.Background(), stale.ID)
-	if got.Status != job.Error || got.DieAt == 0 || got.Revision != stale.Revision {
+	b.clock.Advance(time.Minute) // the first pass is due
+	got := waitFor(t, func() *job.Stats {
+		s, _ := b.store.Get(context.Background(), stale.ID)
+		return s
+	}, func(s *job.Stats) bool { return s.Status != job.Running })
+	if got.Status != job.Error || got.DieAt != b.clock.Now().Unix() || got.Revision != stale.Revision {
 		t.Fatalf("stale job after the pass: %+v", got)
 	}
 	if got, _ := b.store.Get(context.Background(), fresh.ID); got.Status != job.Running {
@@ -84,8 +98,25 @@ func TestStaleRunningJobIsMarkedError(t *testing.T) {
 	if _, err := b.store.Checkin(context.Background(), fresh.ID, fresh.Revision, "alive"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := redis.Int(b.do(t, "ZCARD", b.keys.Running()), nil); n != 1 {
-		t.Fatalf("the running index holds %d jobs, want the one still running", n)
+	b.clock.Advance(59 * time.Minute)
+	if res := r.Pass(context.Background()); res.Stale != 0 {
+		t.Fatalf("a job that checked in within max_job_duration was taken as stale: %v", res)
+	}
+}
+
+// waitFor polls get until ok holds (bounded).
+func waitFor[T any](t *testing.T, get func() T, ok func(T) bool) T {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := get()
+		if ok(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no change within 10s: %+v", v)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -108,7 +139,7 @@ func TestDeadWorkerPoolJobsAreQueuedAgain(t *testing.T) {
 	b.do(t, "SADD", b.keys.WorkerPools(), "alive")
 	b.do(t, "HSET", b.keys.Heartbeat("alive"), "heartbeat_at", time.Now().Unix(), "job_names", "DEMO", "concurrency", 10)
 
-	res := reaper.New(reaper.Options{Store: b.store}).Pass(ctx)
+	res := reaper.New(reaper.Options{Store: b.store, Lifecycle: b.jobs}).Pass(ctx)
 	if res.DeadPools != 1 || res.Requeued != 1 {
 		t.Fatalf("pass %v", res)
 	}
@@ -135,7 +166,7 @@ func TestLaggingHookIsFiredAgain(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	st := b.running(t, "http://core.invalid/hook")
-	if _, err := b.store.Move(ctx, st.ID, st.Revision, job.Success, nil); err != nil {
+	if _, err := b.store.Move(ctx, store.Change{ID: st.ID, Revision: st.Revision, To: job.Success, Reason: job.Succeeded}); err != nil {
 		t.Fatal(err)
 	}
 	// Its events were lost.
@@ -143,7 +174,7 @@ func TestLaggingHookIsFiredAgain(t *testing.T) {
 	b.do(t, "ZREM", b.keys.HooksDue(), st.ID)
 	// Another job's receiver is up to date.
 	ok := b.running(t, "http://core.invalid/hook")
-	b.store.Move(ctx, ok.ID, ok.Revision, job.Success, nil)
+	b.store.Move(ctx, store.Change{ID: ok.ID, Revision: ok.Revision, To: job.Success, Reason: job.Succeeded})
 	for {
 		ev, _, err := b.store.ClaimHook(ctx, time.Minute)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/berth-dev/berth/host/internal/joblog"
-	"github.com/berth-dev/berth/host/internal/store"
 	"github.com/berth-dev/berth/sdk/proto"
 )
 
@@ -14,49 +13,34 @@ import (
 
 // Checkin records a running job's progress message.
 func (r *Runner) Checkin(ctx context.Context, jobID, message string) error {
-	a := r.lookup(jobID)
+	a := r.started(jobID)
 	if a == nil {
 		return fmt.Errorf("job %s is not running on this host", jobID)
 	}
 	if message == "" {
 		return fmt.Errorf("job %s: a check-in needs a message", jobID)
 	}
-	rev, _ := a.started()
-	res, err := r.opts.Store.Checkin(ctx, jobID, rev, message)
-	if err != nil {
-		return err
-	}
-	if res.Outcome != store.Moved {
-		return fmt.Errorf("job %s is no longer running (status %s)", jobID, res.Current)
-	}
-	return nil
+	return r.reporter.Checkin(ctx, jobID, a.Revision, message)
 }
 
 // Log appends a running job's log entries to its log.
 func (r *Runner) Log(_ context.Context, jobID string, entries []*proto.LogEntry) error {
-	a := r.lookup(jobID)
+	a := r.started(jobID)
 	if a == nil {
 		return fmt.Errorf("job %s is not running on this host", jobID)
 	}
-	_, logger := a.started()
-	if logger == nil {
-		return fmt.Errorf("job %s has not started", jobID)
-	}
 	for _, e := range entries {
-		logger.Log(levelOf(e.GetLevel()), e.GetMessage())
+		a.Log.Log(levelOf(e.GetLevel()), e.GetMessage())
 	}
 	return nil
 }
 
 // LaunchJob submits a sub-job of a running job.
 func (r *Runner) LaunchJob(ctx context.Context, parentID string, request []byte) ([]byte, error) {
-	if r.lookup(parentID) == nil {
+	if r.started(parentID) == nil {
 		return nil, fmt.Errorf("job %s is not running on this host", parentID)
 	}
-	if r.launcher == nil {
-		return nil, fmt.Errorf("this host cannot launch sub-jobs")
-	}
-	st, err := r.launcher(ctx, parentID, request)
+	st, err := r.reporter.Launch(ctx, parentID, request)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,8 @@
-// Package runner runs the attempts of jobs on this host: for each job a
-// worker takes it moves the job to Running, calls the plugin's Run, relays
-// the job's check-ins and log lines, turns stop and cancel requests into a
-// signal to the plugin and a cancelled call, and ends the attempt Success,
-// Stopped or Error, deciding whether a failed attempt is retried. An
-// attempt interrupted by the host's shutdown is queued again (a new
-// revision), not failed.
+// Package runner runs one attempt of a job on this host and reports how it
+// ended. The lifecycle owner (package jobs) starts the attempt in the
+// store and hands it over; the runner calls the plugin's Run, relays the
+// job's check-ins (to the lifecycle owner), log lines (to the job's log)
+// and sub-job launches, turns a stop or cancel into a signal to the plugin
+// and then a cancelled call, and returns an Outcome. It never writes a
+// status and never decides on a retry.
 package runner

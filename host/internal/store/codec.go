@@ -137,25 +137,62 @@ func parseMap(m map[string]string) (*record, error) {
 	return r, nil
 }
 
-// workJob is a job entry in gocraft/work's JSON format.
-type workJob struct {
-	Name       string         `json:"name"`
-	ID         string         `json:"id"`
-	EnqueuedAt int64          `json:"t"`
-	Args       map[string]any `json:"args"`
-	Unique     bool           `json:"unique,omitempty"`
+// Entry is a job's entry in a gocraft/work queue or sorted set.
+type Entry struct {
+	Name       string
+	ID         string
+	EnqueuedAt int64
+	// Args is the JSON object of the job's parameters (nil is {}).
+	Args   json.RawMessage
+	Unique bool
+	// Fails, Err and FailedAt describe the failed runs of an entry
+	// waiting for its retry, as gocraft/work writes them.
+	Fails    int64
+	Err      string
+	FailedAt int64
 }
 
-// entry returns the bytes of a job's entry in its queue. The same stats
-// always give the same bytes, so that a pending entry can be found again.
-func entry(s *job.Stats) ([]byte, error) {
-	args := map[string]any(s.Parameters)
-	if args == nil {
-		args = map[string]any{}
+// workJob is an entry in gocraft/work's JSON format.
+type workJob struct {
+	Name       string          `json:"name"`
+	ID         string          `json:"id"`
+	EnqueuedAt int64           `json:"t"`
+	Args       json.RawMessage `json:"args"`
+	Unique     bool            `json:"unique,omitempty"`
+	Fails      int64           `json:"fails,omitempty"`
+	Err        string          `json:"err,omitempty"`
+	FailedAt   int64           `json:"failed_at,omitempty"`
+}
+
+// bytes encodes the entry. The same entry always gives the same bytes, so
+// that a queued entry can be found again.
+func (e *Entry) bytes() ([]byte, error) {
+	args := e.Args
+	if len(args) == 0 || string(args) == "null" {
+		args = json.RawMessage("{}")
 	}
-	raw, err := json.Marshal(workJob{Name: s.Name, ID: s.ID, EnqueuedAt: s.EnqueueTime, Args: args, Unique: s.Unique})
+	raw, err := json.Marshal(workJob{Name: e.Name, ID: e.ID, EnqueuedAt: e.EnqueuedAt, Args: args, Unique: e.Unique,
+		Fails: e.Fails, Err: e.Err, FailedAt: e.FailedAt})
+	if err != nil {
+		return nil, fmt.Errorf("store: queue entry of %s: %w", e.ID, err)
+	}
+	return raw, nil
+}
+
+// entryOf returns the entry of a job from its stats.
+func entryOf(s *job.Stats) (*Entry, error) {
+	args, err := json.Marshal(nonNil(s.Parameters))
 	if err != nil {
 		return nil, fmt.Errorf("store: queue entry of %s: %w", s.ID, err)
 	}
-	return raw, nil
+	return &Entry{Name: s.Name, ID: s.ID, EnqueuedAt: s.EnqueueTime, Args: args, Unique: s.Unique}, nil
+}
+
+// entry returns the bytes of a job's entry in its queue.
+func entry(s *job.Stats) ([]byte, error) {
+	e, err := entryOf(s)
+	if err != nil {
+		return nil, err
+	}
+	return e.bytes()
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"testing"
 	"time"
 
@@ -84,7 +83,7 @@ func (b *bundle) newPolicy(t *testing.T, mutate func(*job.Stats)) *job.Stats {
 	if mutate != nil {
 		mutate(p)
 	}
-	if err := b.store.CreatePolicy(context.Background(), p); err != nil {
+	if _, err := b.store.CreatePolicy(context.Background(), p); err != nil {
 		t.Fatalf("CreatePolicy: %v", err)
 	}
 	return p
@@ -93,7 +92,7 @@ func (b *bundle) newPolicy(t *testing.T, mutate func(*job.Stats)) *job.Stats {
 // fire creates the execution of p at t with s, which must create it.
 func fire(t *testing.T, s *Store, p *job.Stats, at int64) string {
 	t.Helper()
-	out, err := s.CreateExecution(context.Background(), p, at)
+	out, _, err := s.CreateExecution(context.Background(), p, at)
 	if err != nil || out != ExecutionCreated {
 		t.Fatalf("CreateExecution(%d) = %v, %v; want ExecutionCreated", at, out, err)
 	}
@@ -154,8 +153,8 @@ func putIn(t *testing.T, s *Store, id, state string) {
 		t.Fatalf("Start %s = %+v, %v", id, r, err)
 	}
 	var (
-		to     job.Status
-		fields Fields
+		to      job.Status
+		retryAt int64
 	)
 	switch state {
 	case inRunning:
@@ -165,13 +164,54 @@ func putIn(t *testing.T, s *Store, id, state string) {
 	case inFinalError:
 		to = job.Error
 	case inErrorRetry:
-		to, fields = job.Error, Fields{FieldRetryAt: strconv.FormatInt(s.Now()+30, 10)}
+		to, retryAt = job.Error, s.Now()+30
 	default:
 		t.Fatalf("unknown state %q", state)
 	}
-	if r, err := s.Move(ctx, id, r.Stats.Revision, to, fields); err != nil || r.Outcome != Moved {
+	if r, err := move(ctx, s, id, r.Stats.Revision, to, retryAt); err != nil || r.Outcome != Moved {
 		t.Fatalf("Move %s to %s = %+v, %v", id, to, r, err)
 	}
+}
+
+// move is a status change as the lifecycle owner asks for it; an Error
+// with a retryAt waits for its retry, with its failed entry (fails 1, err
+// "boom") in the retry set at retryAt.
+func move(ctx context.Context, s *Store, id string, rev int64, to job.Status, retryAt int64) (Result, error) {
+	c := Change{ID: id, Revision: rev, To: to, Reason: job.Succeeded}
+	switch to {
+	case job.Error:
+		c.Reason = job.Failed
+	case job.Stopped:
+		c.Reason = job.StoppedByRequest
+	}
+	if retryAt > 0 {
+		st, err := s.Get(ctx, id)
+		if err != nil {
+			return Result{}, err
+		}
+		e, err := entryOf(st)
+		if err != nil {
+			return Result{}, err
+		}
+		e.Fails, e.Err, e.FailedAt = 1, "boom", s.Now()
+		c.Reason, c.RetryAt, c.Retry = job.RetryWait, retryAt, e
+	}
+	return s.Move(ctx, c)
+}
+
+// failedEntry is the entry move puts in the retry set for st.
+func failedEntry(t *testing.T, s *Store, st *job.Stats) string {
+	t.Helper()
+	e, err := entryOf(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Fails, e.Err, e.FailedAt = 1, "boom", s.Now()
+	raw, err := e.bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
 
 // ended tells whether a job in state has ended for good.

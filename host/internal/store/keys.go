@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/berth-dev/berth/host/internal/job"
 )
 
 // Keys builds every Redis key and channel of one namespace. Nothing else
@@ -66,9 +68,17 @@ func (k Keys) HookAttempts() string { return k.prefix + "berth:hooks:attempts" }
 // event is published, to wake the hosts' deliverers.
 func (k Keys) Hooks() string { return k.prefix + "berth:hooks" }
 
-// Running is the sorted set of running jobs, scored by their last
-// progress (update_time), for the reaper.
-func (k Keys) Running() string { return k.prefix + "berth:running" }
+// IndexPrefix is the prefix of every listing index.
+func (k Keys) IndexPrefix() string { return k.prefix + "berth:idx:" }
+
+// Index is the listing index of the jobs of one kind, status and name: a
+// sorted set of job IDs scored by submission time in ms. Every job is in
+// exactly one index, moved by each status change in the same script; the
+// entries of jobs whose stats expired are pruned as listings and the
+// reaper meet them. The Lua in scripts.go builds the same key.
+func (k Keys) Index(kind job.Kind, status job.Status, name string) string {
+	return k.IndexPrefix() + string(kind) + ":" + string(status) + ":" + name
+}
 
 // ReaperLock is held by the host doing the reaper's pass.
 func (k Keys) ReaperLock() string { return k.prefix + "berth:reaper:lock" }
@@ -98,6 +108,19 @@ func (k Keys) JobsPrefix() string { return k.prefix + "jobs:" }
 // Paused marks the queue of a job name paused (gocraft/work and Harbor's
 // dashboard).
 func (k Keys) Paused(name string) string { return k.Jobs(name) + ":paused" }
+
+// InProgress is the list of the jobs of name that worker pool poolID
+// took and has not finished.
+func (k Keys) InProgress(name, poolID string) string {
+	return k.Jobs(name) + ":" + poolID + ":inprogress"
+}
+
+// Lock counts the running jobs of name across every pool, for
+// gocraft/work's MaxConcurrency.
+func (k Keys) Lock(name string) string { return k.Jobs(name) + ":lock" }
+
+// LockInfo holds, per worker pool, its share of Lock.
+func (k Keys) LockInfo(name string) string { return k.Jobs(name) + ":lock_info" }
 
 // KnownJobs is the set of job names.
 func (k Keys) KnownJobs() string { return k.prefix + "known_jobs" }

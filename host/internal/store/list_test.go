@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/berth-dev/berth/host/internal/job"
 )
 
@@ -54,54 +56,171 @@ func TestListScheduledPagesSoonestFirst(t *testing.T) {
 	}
 }
 
-func TestScanCoversEveryJob(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
-	created := map[string]bool{}
-	for i := range 25 {
-		mutate := func(*job.Stats) {}
-		if i%5 == 0 {
-			mutate = func(s *job.Stats) { s.Kind, s.Status, s.RunAt = job.KindScheduled, job.Scheduled, *b.now+60 }
-		}
-		created[b.newJob(t, mutate).ID] = true
-	}
-	p := b.newPolicy(t, nil)
-	created[p.ID] = true
-	created[fire(t, b.store, p, *b.now+60)] = true
-
-	seen := map[string]bool{}
-	cursor, pages := "", 0
-	for {
-		page, next, err := b.store.Scan(ctx, cursor, 10)
+// walk lists every page of f with size, failing if a page before the last
+// is not full, and returns the IDs in order.
+func walk(t *testing.T, s *Store, f Filter, size int) []string {
+	t.Helper()
+	var out []string
+	var cursor int64
+	for pages := 1; ; pages++ {
+		page, next, err := s.List(context.Background(), f, cursor, size)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, st := range page {
-			if !created[st.ID] {
-				t.Fatalf("Scan returned %s, which this test did not create", st.ID)
-			}
-			seen[st.ID] = true
+		out = append(out, ids(page)...)
+		if next == 0 {
+			return out
 		}
-		if pages++; pages > 1_000_000 {
-			t.Fatalf("Scan has not ended after %d pages", pages)
+		if len(page) != size {
+			t.Fatalf("page %d has %d jobs, want %d (a page is full unless it is the last)", pages, len(page), size)
 		}
-		if next == "0" {
-			break
-		}
-		if next == "" {
-			t.Fatalf("Scan returned an empty cursor after page %d", pages)
+		if pages > 10_000 {
+			t.Fatalf("the listing has not ended after %d pages", pages)
 		}
 		cursor = next
 	}
-	var missed []string
-	for id := range created {
-		if !seen[id] {
-			missed = append(missed, id)
+}
+
+func TestListPagesEveryJobOnceNewestFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// Jobs of two names, kinds and statuses, many created in the same
+	// millisecond (the fake clock): ties must page right too.
+	var all []*job.Stats
+	for i := range 23 {
+		name := "DEMO"
+		if i%3 == 0 {
+			name = "SCAN"
+		}
+		mutate := func(s *job.Stats) { s.Name = name }
+		if i%4 == 0 {
+			mutate = func(s *job.Stats) {
+				s.Name, s.Kind, s.Status, s.RunAt = name, job.KindScheduled, job.Scheduled, *b.now+60
+			}
+		}
+		all = append(all, b.newJob(t, mutate))
+		if i%5 == 0 {
+			*b.now++
 		}
 	}
-	if len(missed) != 0 {
-		t.Fatalf("the scan (%d pages) missed %d of %d jobs: %q", pages, len(missed), len(created), missed)
+	p := b.newPolicy(t, nil)
+	ex := fire(t, b.store, p, *b.now+60)
+	// Move some on: the index follows the status.
+	putIn(t, b.store, all[1].ID, inSuccess)
+	putIn(t, b.store, all[2].ID, inRunning)
+
+	want := map[string]bool{p.ID: true, ex: true}
+	for _, st := range all {
+		want[st.ID] = true
+	}
+	for _, size := range []int{1, 4, 10, 100} {
+		got := walk(t, b.store, Filter{}, size)
+		seen := map[string]bool{}
+		for _, id := range got {
+			if seen[id] {
+				t.Fatalf("size %d: job %s listed twice: %q", size, id, got)
+			}
+			seen[id] = true
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("size %d: listed %d jobs, want %d", size, len(seen), len(want))
+		}
+		if size == 100 {
+			// Newest submission first.
+			for i := 1; i < len(got); i++ {
+				a, _ := b.store.Get(context.Background(), got[i-1])
+				c, _ := b.store.Get(context.Background(), got[i])
+				if a.EnqueueTime < c.EnqueueTime {
+					t.Fatalf("%s (submitted %d) is listed before %s (submitted %d)", a.ID, a.EnqueueTime, c.ID, c.EnqueueTime)
+				}
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		f    Filter
+		keep func(*job.Stats) bool
+	}{
+		{"Kind", Filter{Kind: job.Generic}, func(s *job.Stats) bool { return s.Kind == job.Generic }},
+		{"Status", Filter{Status: job.Scheduled}, func(s *job.Stats) bool { return s.Status == job.Scheduled }},
+		{"Name", Filter{Names: []string{"SCAN"}}, func(s *job.Stats) bool { return s.Name == "SCAN" }},
+		{"All", Filter{Kind: job.Generic, Status: job.Running, Names: []string{"DEMO"}}, func(s *job.Stats) bool {
+			return s.Kind == job.Generic && s.Status == job.Running && s.Name == "DEMO"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantIDs := map[string]bool{}
+			for id := range want {
+				if st, _ := b.store.Get(context.Background(), id); tc.keep(st) {
+					wantIDs[id] = true
+				}
+			}
+			got := walk(t, b.store, tc.f, 3)
+			if len(got) != len(wantIDs) || len(wantIDs) == 0 {
+				t.Fatalf("listed %d jobs %q, want %d", len(got), got, len(wantIDs))
+			}
+			for _, id := range got {
+				if !wantIDs[id] {
+					t.Fatalf("listed %s, which the filter does not select", id)
+				}
+			}
+		})
+	}
+}
+
+func TestListSkipsExpiredStatsAndStillFillsThePage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var kept []string
+	for i := range 12 {
+		st := b.newJob(t, nil)
+		putIn(t, b.store, st.ID, inSuccess)
+		if i%2 == 0 {
+			_, _ = b.do(t, "DEL", b.keys.Stats(st.ID)) // as if it expired
+		} else {
+			kept = append(kept, st.ID)
+		}
+		*b.now++
+	}
+	got := walk(t, b.store, Filter{}, 4)
+	if len(got) != len(kept) {
+		t.Fatalf("listed %q, want the %d jobs that still have stats", got, len(kept))
+	}
+	// The listing dropped the dead entries from the index on its way.
+	if n, _ := redis.Int(b.do(t, "ZCARD", b.keys.Index(job.Generic, job.Success, "DEMO"))); n != len(kept) {
+		t.Fatalf("the index holds %d entries after the listing, want %d", n, len(kept))
+	}
+}
+
+func TestPruneIndexDropsEntriesOfExpiredStats(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	alive := 0
+	for i := range 450 {
+		st := b.newJob(t, nil)
+		putIn(t, b.store, st.ID, inSuccess)
+		if i < 400 {
+			_, _ = b.do(t, "DEL", b.keys.Stats(st.ID)) // the oldest expired
+		} else {
+			alive++
+		}
+	}
+	running := b.newJob(t, nil)
+	putIn(t, b.store, running.ID, inRunning)
+	n, err := b.store.PruneIndex(ctx, 10_000)
+	if err != nil || n != 400 {
+		t.Fatalf("PruneIndex = %d, %v; want 400", n, err)
+	}
+	if c, _ := redis.Int(b.do(t, "ZCARD", b.keys.Index(job.Generic, job.Success, "DEMO"))); c != alive {
+		t.Fatalf("the Success index holds %d entries, want %d", c, alive)
+	}
+	if c, _ := redis.Int(b.do(t, "ZCARD", b.keys.Index(job.Generic, job.Running, "DEMO"))); c != 1 {
+		t.Fatalf("the Running index holds %d entries, want 1", c)
+	}
+	if n, err := b.store.PruneIndex(ctx, 10_000); err != nil || n != 0 {
+		t.Fatalf("a second PruneIndex = %d, %v; want 0", n, err)
 	}
 }
 

@@ -44,9 +44,35 @@ func sorted(s []string) []string {
 	return s
 }
 
+// served are the job names the tests' hosts serve.
+var served = []string{"DEMO", "SCAN"}
+
 func TestMoveDue(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+
+	t.Run("LeavesEntriesOfNamesNotServed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		now := *b.now
+		other := workEntry("OTHER", "o1", "")
+		mine := workEntry("DEMO", "d1", "")
+		b.zadd(t, b.keys.Scheduled(), now-5, other, mine)
+		b.zadd(t, b.keys.Scheduled(), now+7, workEntry("DEMO", "d2", ""))
+		moved, dropped, next, err := b.store.MoveDue(ctx, served, 100)
+		if err != nil || moved != 1 || dropped != 0 || next != now+7 {
+			t.Fatalf("MoveDue = %d moved, %d dropped, next %d, %v; want 1, 0, %d (not the entry left behind)", moved, dropped, next, err, now+7)
+		}
+		if got := b.lrange(t, b.keys.Jobs("DEMO")); !slices.Equal(got, []string{mine}) {
+			t.Fatalf("DEMO queue = %q", got)
+		}
+		if got := b.lrange(t, b.keys.Jobs("OTHER")); len(got) != 0 {
+			t.Fatalf("an entry of a name this host does not serve was queued: %q", got)
+		}
+		if got := b.zrange(t, b.keys.Scheduled()); len(got) != 2 || !slices.Contains(got, other) {
+			t.Fatalf("scheduled set = %q, want the other name's entry kept for its host", got)
+		}
+	})
 
 	t.Run("MovesDueEntriesWithTheSameBytes", func(t *testing.T) {
 		t.Parallel()
@@ -64,7 +90,7 @@ func TestMoveDue(t *testing.T) {
 		b.zadd(t, b.keys.Retry(), now+30, notYet)
 		doorbell := b.subscribe(t, b.keys.Doorbell())
 
-		moved, dropped, next, err := b.store.MoveDue(ctx, 100)
+		moved, dropped, next, err := b.store.MoveDue(ctx, served, 100)
 		if err != nil || moved != 3 || dropped != 0 || next != now+1 {
 			t.Fatalf("MoveDue = %d moved, %d dropped, next %d, %v; want 3, 0, %d", moved, dropped, next, err, now+1)
 		}
@@ -94,7 +120,7 @@ func TestMoveDue(t *testing.T) {
 		b.zadd(t, b.keys.Retry(), *b.now-1, `"a string"`, `{"name":`)
 		doorbell := b.subscribe(t, b.keys.Doorbell())
 
-		moved, dropped, next, err := b.store.MoveDue(ctx, 100)
+		moved, dropped, next, err := b.store.MoveDue(ctx, served, 100)
 		if err != nil || moved != 1 || dropped != 6 || next != 0 {
 			t.Fatalf("MoveDue = %d moved, %d dropped, next %d, %v; want 1, 6, 0", moved, dropped, next, err)
 		}
@@ -132,7 +158,7 @@ func TestMoveDue(t *testing.T) {
 			for i, at := range tc.retry {
 				b.zadd(t, b.keys.Retry(), *b.now+at, workEntry("DEMO", fmt.Sprint("r", i), ""))
 			}
-			moved, dropped, next, err := b.store.MoveDue(ctx, 100)
+			moved, dropped, next, err := b.store.MoveDue(ctx, served, 100)
 			want := *b.now + tc.wantNext
 			if tc.wantNoneScheduled {
 				want = 0
@@ -157,7 +183,7 @@ func TestMoveDue(t *testing.T) {
 				entries = append(entries, e)
 				b.zadd(t, key, *b.now-5+int64(i), e)
 			}
-			moved, dropped, next, err := b.store.MoveDue(ctx, 3)
+			moved, dropped, next, err := b.store.MoveDue(ctx, served, 3)
 			if err != nil || moved != 3 || dropped != 0 || next != *b.now-2 {
 				t.Fatalf("MoveDue(3) = %d moved, %d dropped, next %d, %v; want 3, 0, %d", moved, dropped, next, err, *b.now-2)
 			}
@@ -167,7 +193,7 @@ func TestMoveDue(t *testing.T) {
 			if got := b.lrange(t, b.keys.Jobs("DEMO")); !slices.Equal(got, sorted(entries[:3])) {
 				t.Fatalf("queue = %q, want the 3 soonest", got)
 			}
-			moved, _, next, err = b.store.MoveDue(ctx, 3)
+			moved, _, next, err = b.store.MoveDue(ctx, served, 3)
 			if err != nil || moved != 2 || next != 0 {
 				t.Fatalf("second MoveDue(3) = %d moved, next %d, %v; want 2, 0", moved, next, err)
 			}
@@ -202,7 +228,7 @@ func TestMoveDue(t *testing.T) {
 				defer wg.Done()
 				<-start
 				for {
-					moved, dropped, _, err := s.MoveDue(ctx, 7)
+					moved, dropped, _, err := s.MoveDue(ctx, served, 7)
 					mu.Lock()
 					total += moved
 					if err != nil || dropped != 0 {

@@ -12,23 +12,16 @@ import (
 
 // CreatePolicy stores a periodic policy (kind Periodic, status Scheduled)
 // and makes it active.
-func (s *Store) CreatePolicy(ctx context.Context, st *job.Stats) error {
+func (s *Store) CreatePolicy(ctx context.Context, st *job.Stats) ([]job.Event, error) {
 	fields, err := statsArgs(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	conn, err := s.pool.GetContext(ctx)
+	a, err := s.change(ctx, scriptCreatePolicy, []any{s.keys.Stats(st.ID), s.keys.Policies()}, append([]any{st.ID}, fields...)...)
 	if err != nil {
-		return fmt.Errorf("store: create policy %s: %w", st.ID, err)
+		return nil, fmt.Errorf("store: create policy %s: %w", st.ID, err)
 	}
-	defer conn.Close()
-	_ = conn.Send("MULTI")
-	_ = conn.Send("HSET", append([]any{s.keys.Stats(st.ID)}, fields...)...)
-	_ = conn.Send("SADD", s.keys.Policies(), st.ID)
-	if _, err := redis.DoContext(conn, ctx, "EXEC"); err != nil {
-		return fmt.Errorf("store: create policy %s: %w", st.ID, err)
-	}
-	return nil
+	return a.events, nil
 }
 
 // Policy is an active periodic policy.
@@ -91,7 +84,7 @@ const (
 // s): stats of kind Scheduled with upstream_job_id = the policy, and an
 // entry in the scheduled set. Every host may call it for every fire time;
 // exactly one creates the execution.
-func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (ExecutionOutcome, error) {
+func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (ExecutionOutcome, []job.Event, error) {
 	now := s.Now()
 	ex := &job.Stats{
 		ID: job.ExecutionID(p.ID, t), Name: p.Name, Kind: job.KindScheduled, Status: job.Scheduled,
@@ -101,47 +94,45 @@ func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (Exe
 	ex.RefLink = job.RefLink(ex.ID)
 	fields, err := statsArgs(ex)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	ent, err := entry(ex)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	args := []any{s.keys.Stats(ex.ID), s.keys.Scheduled(), s.keys.KnownJobs(), s.keys.Executions(p.ID), s.keys.Stats(p.ID),
-		ent, t, ex.Name, ex.ID, s.keys.Timer(), s.execCap, s.keys.StatsPrefix(), s.ttlOf(job.Error)}
-	res, err := s.run(ctx, scriptCreateExecution, append(args, fields...)...)
+	keys := []any{s.keys.Stats(ex.ID), s.keys.Scheduled(), s.keys.KnownJobs(), s.keys.Executions(p.ID), s.keys.Stats(p.ID)}
+	a, err := s.change(ctx, scriptCreateExecution, keys, append([]any{ent, t, ex.Name, ex.ID, s.keys.Timer()}, fields...)...)
 	if err != nil {
-		return 0, fmt.Errorf("store: create execution %s: %w", ex.ID, err)
+		return 0, nil, fmt.Errorf("store: create execution %s: %w", ex.ID, err)
 	}
-	switch res[0] {
+	switch a.tag {
 	case "ok":
-		return ExecutionCreated, nil
+		return ExecutionCreated, a.events, nil
 	case "old", "exists":
-		return ExecutionDone, nil
+		return ExecutionDone, nil, nil
 	case "inactive":
-		return PolicyInactive, nil
+		return PolicyInactive, nil, nil
 	}
-	return 0, fmt.Errorf("store: create execution %s: unexpected reply %q", ex.ID, res)
+	return 0, nil, fmt.Errorf("store: create execution %s: unexpected reply %q", ex.ID, a.tag)
 }
 
 // StopPolicy unschedules a periodic policy and stops its executions that
 // have not started. It reports false when the policy had already ended.
-func (s *Store) StopPolicy(ctx context.Context, id string, op job.Action) (bool, error) {
-	args := []any{s.keys.Stats(id), s.keys.Policies(), s.keys.Executions(id), s.keys.Scheduled(), s.keys.Retry(),
-		string(op), s.Now(), s.ttlOf(job.Stopped), s.keys.StatsPrefix(), id}
-	res, err := s.run(ctx, scriptStopPolicy, append(args, s.changeArgs()...)...)
+func (s *Store) StopPolicy(ctx context.Context, id string, op job.Action) (bool, []job.Event, error) {
+	keys := []any{s.keys.Stats(id), s.keys.Policies(), s.keys.Executions(id), s.keys.Scheduled(), s.keys.Retry()}
+	a, err := s.change(ctx, scriptStopPolicy, keys, string(op), id)
 	if err != nil {
-		return false, fmt.Errorf("store: %s policy %s: %w", op, id, err)
+		return false, nil, fmt.Errorf("store: %s policy %s: %w", op, id, err)
 	}
-	switch res[0] {
+	switch a.tag {
 	case "missing":
-		return false, fmt.Errorf("%w: %s", job.ErrNotFound, id)
+		return false, nil, fmt.Errorf("%w: %s", job.ErrNotFound, id)
 	case "final":
-		return false, nil
+		return false, nil, nil
 	case "stopped":
-		return true, nil
+		return true, a.events, nil
 	}
-	return false, fmt.Errorf("store: %s policy %s: unexpected reply %q", op, id, res)
+	return false, nil, fmt.Errorf("store: %s policy %s: unexpected reply %q", op, id, a.tag)
 }
 
 // Retry re-runs a job in Error now, in a new revision, with a fresh
@@ -151,26 +142,45 @@ func (s *Store) Retry(ctx context.Context, st *job.Stats) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := s.run(ctx, scriptRetry, s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.KnownJobs(), s.keys.Retry(),
-		s.Now(), ent, st.Name, s.keys.Doorbell())
+	keys := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.KnownJobs(), s.keys.Retry()}
+	a, err := s.change(ctx, scriptRetry, keys, ent, st.Name, s.keys.Doorbell())
 	if err != nil {
 		return Result{}, fmt.Errorf("store: retry job %s: %w", st.ID, err)
 	}
-	return s.result("retry", st.ID, res)
+	switch a.tag {
+	case "missing":
+		return Result{Outcome: Missing}, nil
+	case "refused":
+		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
+	case "ok":
+		rev, err := strconv.ParseInt(first(a.values), 10, 64)
+		if err != nil {
+			break
+		}
+		return Result{Outcome: Moved, Events: a.events, Stats: &job.Stats{ID: st.ID, Status: job.Pending, Revision: rev, UpdateTime: s.Now()}}, nil
+	}
+	return Result{}, fmt.Errorf("store: retry job %s: unexpected reply %q", st.ID, a.tag)
 }
 
-// MoveDue moves the due entries of the scheduled and retry sets into their
-// queues (at most limit from each set). It returns how many it moved, how
-// many malformed entries it dropped, and the unix second of the next entry
-// (0 when both sets are empty).
-func (s *Store) MoveDue(ctx context.Context, limit int) (moved, dropped int, next int64, err error) {
+// MoveDue moves the due entries of the scheduled and retry sets of the
+// given job names into their queues (at most limit from each set). It
+// returns how many it moved, how many malformed entries it dropped, and
+// the unix second of the next entry not yet due (0 when none).
+func (s *Store) MoveDue(ctx context.Context, names []string, limit int) (moved, dropped int, next int64, err error) {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer conn.Close()
-	vals, err := redis.Values(scriptMoveDue.DoContext(ctx, conn, s.keys.Scheduled(), s.keys.Retry(),
-		s.Now(), s.keys.JobsPrefix(), s.keys.Doorbell(), limit))
+	args := []any{2 + len(names), s.keys.Scheduled(), s.keys.Retry()}
+	for _, n := range names {
+		args = append(args, s.keys.Jobs(n))
+	}
+	args = append(args, s.Now(), s.keys.Doorbell(), limit)
+	for _, n := range names {
+		args = append(args, n)
+	}
+	vals, err := redis.Values(scriptMoveDue.DoContext(ctx, conn, args...))
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("store: move due jobs: %w", err)
 	}

@@ -132,7 +132,7 @@ func TestCreateExecution(t *testing.T) {
 		{"SameFireTimeAgainIsDone", func(_ *testing.T, b *bundle, _ *job.Stats) int64 { return *b.now + 300 }, ExecutionDone},
 		{"EarlierFireTimeIsDone", func(_ *testing.T, b *bundle, _ *job.Stats) int64 { return *b.now + 200 }, ExecutionDone},
 		{"StoppedPolicyIsInactive", func(t *testing.T, b *bundle, p *job.Stats) int64 {
-			if ok, err := b.store.StopPolicy(ctx, p.ID, job.ActionStop); err != nil || !ok {
+			if ok, _, err := b.store.StopPolicy(ctx, p.ID, job.ActionStop); err != nil || !ok {
 				t.Fatalf("StopPolicy = %v, %v", ok, err)
 			}
 			return *b.now + 600
@@ -148,7 +148,7 @@ func TestCreateExecution(t *testing.T) {
 			p := b.newPolicy(t, nil)
 			first := fire(t, b.store, p, *b.now+300)
 			at := tc.prepare(t, b, p)
-			out, err := b.store.CreateExecution(ctx, p, at)
+			out, _, err := b.store.CreateExecution(ctx, p, at)
 			if err != nil || out != tc.want {
 				t.Fatalf("CreateExecution(%d) = %v, %v; want %v", at, out, err, tc.want)
 			}
@@ -185,7 +185,7 @@ func TestCreateExecution(t *testing.T) {
 				// Every host tries every fire time, in time order, as its
 				// scheduler would.
 				for i := range fires {
-					out, err := s.CreateExecution(ctx, p, *b.now+int64(60*(i+1)))
+					out, _, err := s.CreateExecution(ctx, p, *b.now+int64(60*(i+1)))
 					switch {
 					case err != nil:
 						errs <- err
@@ -379,7 +379,7 @@ func TestStopPolicy(t *testing.T) {
 		}
 		*b.now += 5
 
-		ok, err := b.store.StopPolicy(ctx, p.ID, job.ActionStop)
+		ok, _, err := b.store.StopPolicy(ctx, p.ID, job.ActionStop)
 		if err != nil || !ok {
 			t.Fatalf("StopPolicy = %v, %v; want true", ok, err)
 		}
@@ -426,10 +426,10 @@ func TestStopPolicy(t *testing.T) {
 		if o, _ := b.store.Get(ctx, otherExec); o.Status != job.Scheduled {
 			t.Fatalf("the other policy's execution is %s", o.Status)
 		}
-		if out, err := b.store.CreateExecution(ctx, p, *b.now+3600); err != nil || out != PolicyInactive {
+		if out, _, err := b.store.CreateExecution(ctx, p, *b.now+3600); err != nil || out != PolicyInactive {
 			t.Fatalf("CreateExecution after stop = %v, %v; want PolicyInactive", out, err)
 		}
-		if out, err := b.store.CreateExecution(ctx, other, *b.now+3600); err != nil || out != ExecutionCreated {
+		if out, _, err := b.store.CreateExecution(ctx, other, *b.now+3600); err != nil || out != ExecutionCreated {
 			t.Fatalf("CreateExecution of the other policy = %v, %v; want ExecutionCreated", out, err)
 		}
 	})
@@ -438,10 +438,10 @@ func TestStopPolicy(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		p := b.newPolicy(t, nil)
-		if ok, err := b.store.StopPolicy(ctx, p.ID, job.ActionStop); err != nil || !ok {
+		if ok, _, err := b.store.StopPolicy(ctx, p.ID, job.ActionStop); err != nil || !ok {
 			t.Fatalf("first StopPolicy = %v, %v", ok, err)
 		}
-		if ok, err := b.store.StopPolicy(ctx, p.ID, job.ActionCancel); err != nil || ok {
+		if ok, _, err := b.store.StopPolicy(ctx, p.ID, job.ActionCancel); err != nil || ok {
 			t.Fatalf("second StopPolicy = %v, %v; want false", ok, err)
 		}
 		got, _ := b.store.Get(ctx, p.ID)
@@ -453,7 +453,7 @@ func TestStopPolicy(t *testing.T) {
 	t.Run("MissingIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		if ok, err := b.store.StopPolicy(ctx, job.NewID(), job.ActionStop); !errors.Is(err, job.ErrNotFound) || ok {
+		if ok, _, err := b.store.StopPolicy(ctx, job.NewID(), job.ActionStop); !errors.Is(err, job.ErrNotFound) || ok {
 			t.Fatalf("StopPolicy of a missing policy = %v, %v; want ErrNotFound", ok, err)
 		}
 	})

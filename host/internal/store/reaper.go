@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/job"
 )
 
 // TakeReaperLock makes this caller the host doing the reaper's pass for
@@ -35,7 +38,11 @@ func (s *Store) ReapPool(ctx context.Context, poolID string, names []string) (in
 		return 0, err
 	}
 	defer conn.Close()
-	args := []any{s.keys.WorkerPools(), s.keys.Heartbeat(poolID), poolID, s.keys.JobsPrefix(), s.keys.Doorbell()}
+	keys := []any{s.keys.WorkerPools(), s.keys.Heartbeat(poolID)}
+	for _, n := range names {
+		keys = append(keys, s.keys.Jobs(n), s.keys.InProgress(n, poolID), s.keys.Lock(n), s.keys.LockInfo(n))
+	}
+	args := append(append([]any{len(keys)}, keys...), poolID, s.keys.Doorbell())
 	for _, n := range names {
 		args = append(args, n)
 	}
@@ -56,26 +63,65 @@ func (s *Store) KnownJobs(ctx context.Context) ([]string, error) {
 	return redis.Strings(redis.DoContext(conn, ctx, "SMEMBERS", s.keys.KnownJobs()))
 }
 
-// StaleRunning lists up to limit running jobs whose last progress is
-// before t (unix s).
-func (s *Store) StaleRunning(ctx context.Context, before int64, limit int) ([]string, error) {
+// RunningJob is a job in status Running, as the reaper sees it.
+type RunningJob struct {
+	ID       string
+	Revision int64
+	// UpdateTime is its last progress (start or check-in), unix s.
+	UpdateTime int64
+}
+
+// Running lists up to limit running jobs of the given names (every kind)
+// with their last progress.
+func (s *Store) Running(ctx context.Context, names []string, limit int) ([]RunningJob, error) {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	return redis.Strings(redis.DoContext(conn, ctx, "ZRANGEBYSCORE", s.keys.Running(), "-inf", before, "LIMIT", 0, limit))
-}
-
-// ForgetRunning drops a job from the running index (its stats are gone).
-func (s *Store) ForgetRunning(ctx context.Context, id string) error {
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return err
+	var keys []string
+	for _, n := range names {
+		for _, k := range job.Kinds {
+			keys = append(keys, s.keys.Index(k, job.Running, n))
+		}
 	}
-	defer conn.Close()
-	_, err = redis.DoContext(conn, ctx, "ZREM", s.keys.Running(), id)
-	return err
+	for _, k := range keys {
+		_ = conn.Send("ZRANGE", k, 0, limit-1)
+	}
+	if err := conn.Flush(); err != nil {
+		return nil, fmt.Errorf("store: list running jobs: %w", err)
+	}
+	var ids []string
+	for range keys {
+		v, err := redis.Strings(conn.Receive())
+		if err != nil {
+			return nil, fmt.Errorf("store: list running jobs: %w", err)
+		}
+		ids = append(ids, v...)
+	}
+	if len(ids) > limit {
+		ids = ids[:limit]
+	}
+	for _, id := range ids {
+		_ = conn.Send("HMGET", s.keys.Stats(id), fStatus, fRevision, fUpdateTime)
+	}
+	if err := conn.Flush(); err != nil {
+		return nil, fmt.Errorf("store: list running jobs: %w", err)
+	}
+	out := make([]RunningJob, 0, len(ids))
+	for _, id := range ids {
+		v, err := redis.Strings(conn.Receive())
+		if err != nil {
+			return nil, fmt.Errorf("store: list running jobs: %w", err)
+		}
+		if len(v) != 3 || v[0] != string(job.Running) {
+			continue // moved on meanwhile, or gone (pruned by listings)
+		}
+		rev, _ := strconv.ParseInt(v[1], 10, 64)
+		at, _ := strconv.ParseInt(v[2], 10, 64)
+		out = append(out, RunningJob{ID: id, Revision: rev, UpdateTime: at})
+	}
+	return out, nil
 }
 
 // RefireHooks looks at about count jobs, continuing a scan that every
@@ -105,8 +151,9 @@ func (s *Store) RefireHooks(ctx context.Context, count int) (int, bool, error) {
 		return 0, false, err
 	}
 	fired := 0
+	env := s.env(s.now())
 	for _, k := range keys {
-		n, err := redis.Int(scriptRefireHook.DoContext(ctx, conn, append([]any{k}, s.changeArgs()...)...))
+		n, err := redis.Int(scriptRefireHook.DoContext(ctx, conn, append([]any{k}, env...)...))
 		if err != nil {
 			return fired, false, fmt.Errorf("store: re-fire hook of %s: %w", s.keys.StatsID(k), err)
 		}

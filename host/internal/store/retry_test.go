@@ -40,14 +40,17 @@ func TestRetry(t *testing.T) {
 			if ttl := b.ttl(t, b.keys.Stats(st.ID)); ttl != wantTTL {
 				t.Fatalf("a failed job's TTL = %d, want %d", ttl, wantTTL)
 			}
-			// gocraft/work's worker re-encodes a failed entry with its
-			// failure count before it puts it in the retry set.
+			// Another job's failed entry waits in the retry set too.
 			other := fmt.Sprintf(`{"name":"DEMO","id":"%s","t":1,"args":{},"fails":1,"err":"x"}`, job.NewID())
 			_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+31, other)
 			if tc.state == inErrorRetry {
+				// The failure put the job's entry, with its failure, in
+				// the retry set, at its retry time.
 				mine := fmt.Sprintf(`{"name":"DEMO","id":"%s","t":%d,"args":{"image":"demo","n":1.5},"fails":1,"err":"boom","failed_at":%d}`,
 					st.ID, st.EnqueueTime, *b.now)
-				_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+30, mine)
+				if score, _ := redis.Int64(b.do(t, "ZSCORE", b.keys.Retry(), mine)); score != *b.now+30 {
+					t.Fatalf("retry set = %q, want the job's failed entry %s at %d", b.zrange(t, b.keys.Retry()), mine, *b.now+30)
+				}
 			}
 			doorbell := b.subscribe(t, b.keys.Doorbell())
 			*b.now += 40
@@ -63,7 +66,7 @@ func TestRetry(t *testing.T) {
 			if ttl := b.ttl(t, b.keys.Stats(st.ID)); ttl != -1 {
 				t.Fatalf("TTL after Retry = %d, want none", ttl)
 			}
-			if v, _ := redis.String(b.do(t, "HGET", b.keys.Stats(st.ID), FieldRetryAt)); v != "" {
+			if v, _ := redis.String(b.do(t, "HGET", b.keys.Stats(st.ID), fRetryAt)); v != "" {
 				t.Fatalf("retry_at = %q after Retry, want none", v)
 			}
 			queue, _ := redis.Strings(b.do(t, "LRANGE", b.keys.Jobs("DEMO"), 0, -1))
@@ -136,11 +139,9 @@ func TestRetryOfADueRetryQueuesTheJobOnce(t *testing.T) {
 	b := setup(t)
 	st := b.newJob(t, nil)
 	_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO"))
-	putIn(t, b.store, st.ID, inErrorRetry)
-	failed := fmt.Sprintf(`{"name":"DEMO","id":"%s","t":%d,"args":{"image":"demo","n":1.5},"fails":1,"err":"boom"}`, st.ID, st.EnqueueTime)
-	_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+30, failed)
+	putIn(t, b.store, st.ID, inErrorRetry) // its failed entry waits in the retry set
 	*b.now += 30
-	if moved, _, _, err := b.store.MoveDue(ctx, 10); err != nil || moved != 1 {
+	if moved, _, _, err := b.store.MoveDue(ctx, served, 10); err != nil || moved != 1 {
 		t.Fatalf("MoveDue = %d, %v", moved, err)
 	}
 	if r, err := b.store.Retry(ctx, st); err != nil || r.Outcome != Moved {

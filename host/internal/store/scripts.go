@@ -2,9 +2,32 @@ package store
 
 import "github.com/gomodule/redigo/redis"
 
-// luaRule is job.CanMove in Lua; TestRuleAgreesWithCanMove keeps them equal.
-const luaRule = `
+// Every script that changes a job takes the same environment as its first
+// envArgs ARGV (see Store.env) and answers {tag, values, events}: a tag
+// saying what happened, the values the caller needs, and the events of
+// every change it made, one array per event (see decodeEvents). Its own
+// arguments follow the environment: arg(i) is ARGV[envArgs+i].
+//
+// A job's status changes in exactly one place, move: it applies the rule
+// (can_move, job.CanMove in Lua), writes the status, revision and update
+// time, sets the TTL of a final status, keeps the job's listing index, trims
+// its parent's executions, queues the status hook event and records the
+// event. A check-in goes through checkin, a new job through insert; the
+// three share event and announce.
+const envArgs = 12
+
+// luaPrelude is the shared part of every script that changes a job.
+const luaPrelude = `
+local NOW_MS = tonumber(ARGV[1])
+local NOW = math.floor(NOW_MS / 1000)
+local STATS, EXECS, EXEC_CAP, IDX = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local HOOK_LIST, HOOKS_DUE, HOOKS_CHAN, HOOK_CAP = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+local TTL = {Success = tonumber(ARGV[10]), Stopped = tonumber(ARGV[11]), Error = tonumber(ARGV[12])}
+local function arg(i) return ARGV[12 + i] end
 local CODE = {Pending=0, Scheduled=1, Running=2, Stopped=3, Error=3, Success=3}
+local EVENTS = {}
+
+-- can_move is job.CanMove: TestMoveAgreesWithCanMove keeps them equal.
 local function can_move(from, from_rev, to, to_rev)
   local tc = CODE[to]
   if tc == nil then return false end
@@ -14,11 +37,147 @@ local function can_move(from, from_rev, to, to_rev)
   if fc == nil then fc = -1 end
   return tc > fc
 end
-local function reply(tag, key)
-  local out = redis.call('hgetall', key)
-  table.insert(out, 1, tag)
-  return out
+
+-- index is the listing index of a job of kind in status (see Keys.Index).
+local function index(kind, status, name)
+  return IDX .. kind .. ':' .. status .. ':' .. name
 end
+
+-- read returns what the helpers need of the job at key, plus the values
+-- of the extra fields in c.extra; nil when the job has no stats.
+local function read(key, ...)
+  local v = redis.call('hmget', key, 'status', 'revision', 'id', 'name', 'kind', 'web_hook_url',
+    'upstream_job_id', 'retry_at', 'op_command', 'check_in_at', 'idx', ...)
+  if not v[1] then return nil end
+  local extra = {}
+  for i = 12, #v do extra[#extra + 1] = v[i] or '' end
+  return {key = key, status = v[1], rev = tonumber(v[2]) or 0, id = v[3] or '', name = v[4] or '',
+    kind = v[5] or '', hook = v[6] or '', up = v[7] or '', retry_at = tonumber(v[8]) or 0,
+    op = v[9] or '', check_in_at = tonumber(v[10]) or 0, score = v[11] or '0', extra = extra}
+end
+
+-- event records a change; its last field says whether a status hook
+-- event was queued for it (set by announce's caller).
+local function event(c, from, from_rev, reason, checkin, retry_at)
+  local ev = {c.id, c.name, c.kind, from, c.status, tostring(from_rev), tostring(c.rev),
+    ARGV[1], reason, checkin or '', tostring(retry_at or 0), c.up, ''}
+  EVENTS[#EVENTS + 1] = ev
+  return ev
+end
+
+-- announce queues a status hook event when the job has a hook: a snapshot
+-- of its stats (and the message of a check-in) appended to the job's event
+-- list, and the job made due for delivery. A check-in is not queued when
+-- cap events already wait (status changes always are).
+local function announce(c, checkin)
+  if c.hook == '' then return '' end
+  local list = HOOK_LIST .. c.id
+  if checkin and redis.call('llen', list) >= HOOK_CAP then return '' end
+  local flat = redis.call('hgetall', c.key)
+  local snap = {}
+  for i = 1, #flat, 2 do snap[flat[i]] = flat[i + 1] end
+  redis.call('rpush', list, cjson.encode({s = snap, c = checkin or ''}))
+  redis.call('expire', list, 604800)
+  redis.call('zadd', HOOKS_DUE, 'NX', ARGV[1], c.id)
+  redis.call('publish', HOOKS_CHAN, c.id)
+  return '1'
+end
+
+local function ended(status, retry_at)
+  return status == 'Stopped' or status == 'Success' or (status == 'Error' and not retry_at)
+end
+
+-- trim keeps in an executions set the EXEC_CAP newest executions that
+-- have ended, dropping older ended ones with their stats and index entry;
+-- executions still to run are never dropped (their number is bounded by
+-- the scheduler's horizon and by what runs).
+local function trim(key)
+  if EXEC_CAP <= 0 or redis.call('zcard', key) <= EXEC_CAP then return end
+  local n = 0
+  for _, m in ipairs(redis.call('zrevrange', key, 0, -1)) do
+    local c = redis.call('hmget', STATS .. m, 'status', 'retry_at', 'kind', 'name')
+    if not c[1] or ended(c[1], c[2]) then
+      n = n + 1
+      if n > EXEC_CAP then
+        redis.call('zrem', key, m)
+        if c[1] then
+          redis.call('del', STATS .. m)
+          redis.call('zrem', index(c[3] or '', c[1], c[4] or ''), m)
+        end
+      end
+    end
+  end
+end
+
+-- link adds job id to an executions set at score and trims the set.
+local function link(key, score, id)
+  redis.call('zadd', key, score, id)
+  if TTL.Error > 0 then redis.call('expire', key, TTL.Error) end
+  trim(key)
+end
+
+-- insert stores a new job: its stats hash (fields, a flat list), its
+-- listing index entry, and the event.
+local function insert(key, fields, reason)
+  redis.call('hset', key, 'idx', ARGV[1], unpack(fields))
+  local f = {}
+  for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+  local c = {key = key, status = f.status, rev = tonumber(f.revision) or 0, id = f.id, name = f.name,
+    kind = f.kind, hook = f.web_hook_url or '', up = f.upstream_job_id or '', retry_at = 0, op = '',
+    check_in_at = 0, score = ARGV[1], extra = {}}
+  redis.call('zadd', index(c.kind, c.status, c.name), ARGV[1], c.id)
+  event(c, '', 0, reason)
+  return c
+end
+
+-- move is the one status change of every script: job c (from read) moves
+-- to status to in revision to_rev when can_move allows it, with the extra
+-- fields set (a flat list) and del (a list) deleted. An Error with a
+-- retry_at waits for its retry: it is not final, keeps no TTL and is not
+-- trimmed. Answers whether the job moved.
+local function move(c, to, to_rev, reason, set, del, retry_at)
+  if not can_move(c.status, c.rev, to, to_rev) then return false end
+  local from, from_rev = c.status, c.rev
+  local was_final = CODE[from] == 3 and not (from == 'Error' and c.retry_at > 0)
+  local args = {'status', to, 'revision', to_rev, 'update_time', NOW}
+  for _, v in ipairs(set or {}) do args[#args + 1] = v end
+  redis.call('hset', c.key, unpack(args))
+  if del and #del > 0 then redis.call('hdel', c.key, unpack(del)) end
+  local final = CODE[to] == 3 and not (retry_at and retry_at > 0)
+  if final and TTL[to] > 0 then
+    redis.call('expire', c.key, TTL[to])
+  elseif was_final and not final then
+    redis.call('persist', c.key)
+  end
+  if from ~= to then
+    redis.call('zrem', index(c.kind, from, c.name), c.id)
+    redis.call('zadd', index(c.kind, to, c.name), c.score, c.id)
+  end
+  c.status, c.rev, c.retry_at = to, to_rev, retry_at or 0
+  local ev = event(c, from, from_rev, reason, '', retry_at)
+  -- An execution that ends keeps its parent's set of executions trimmed.
+  if final and c.up ~= '' then trim(EXECS .. c.up) end
+  -- A job queued again (Pending) is not announced, as on submission.
+  if to ~= 'Pending' then ev[13] = announce(c) end
+  return true
+end
+
+-- checkin records the progress message of running job c. check_in_at
+-- strictly increases per job, so it may run ahead of the clock by a
+-- second per extra check-in within one second.
+local function checkin(c, message)
+  local at = math.max(NOW, c.check_in_at + 1)
+  redis.call('hset', c.key, 'check_in', message, 'check_in_at', at, 'update_time', NOW)
+  local ev = event(c, c.status, c.rev, 'checked_in', message)
+  ev[13] = announce(c, message)
+  return at
+end
+
+local function stop_reason(op)
+  if op == 'cancel' then return 'cancelled' end
+  return 'stopped'
+end
+
 local function push(mode, key, entry, score, known, name, doorbell, timer)
   if mode == 'list' then
     redis.call('lpush', key, entry)
@@ -29,69 +188,7 @@ local function push(mode, key, entry, score, known, name, doorbell, timer)
   end
   if mode ~= 'none' then redis.call('sadd', known, name) end
 end
--- trim keeps in an executions set the cap newest executions that have
--- ended, dropping older ended ones with their stats; executions still to
--- run are never dropped (their number is bounded by the scheduler's
--- horizon and by what runs).
-local function trim(key, cap, prefix)
-  if cap <= 0 or redis.call('zcard', key) <= cap then return end
-  local ended = 0
-  for _, m in ipairs(redis.call('zrevrange', key, 0, -1)) do
-    local c = redis.call('hmget', prefix .. m, 'status', 'retry_at')
-    if not c[1] or c[1] == 'Stopped' or c[1] == 'Success' or (c[1] == 'Error' and not c[2]) then
-      ended = ended + 1
-      if ended > cap then
-        redis.call('zrem', key, m)
-        redis.call('del', prefix .. m)
-      end
-    end
-  end
-end
--- link adds job id to an executions set at score and trims the set.
-local function link(key, score, id, cap, prefix, ttl)
-  redis.call('zadd', key, score, id)
-  if ttl > 0 then redis.call('expire', key, ttl) end
-  trim(key, cap, prefix)
-end
-local function set_ttl(key, ttl)
-  if ttl > 0 then redis.call('expire', key, ttl) else redis.call('persist', key) end
-end
--- Scripts that change statuses take nine trailing ARGV (see
--- Store.changeArgs): executions key prefix, stats key prefix, executions
--- cap, running index, event list prefix, due set, hooks channel, cap, now
--- in ms.
---
--- track keeps the index of running jobs (by last progress) in step with
--- a job's new status.
-local function track(id, status, at)
-  local running = ARGV[#ARGV-5]
-  if status == 'Running' then
-    redis.call('zadd', running, at, id)
-  else
-    redis.call('zrem', running, id)
-  end
-end
--- emit queues a status hook event of the job whose stats are at key, when
--- the job has a hook: a snapshot of its stats (and the check-in message of
--- a check-in event) appended to the job's event list, and the job made due
--- for delivery. A check-in is not queued when the job already has cap
--- events waiting (status changes always are).
-local function emit(key, checkin)
-  local n = #ARGV
-  local prefix, due, chan, cap, now_ms = ARGV[n-4], ARGV[n-3], ARGV[n-2], tonumber(ARGV[n-1]), ARGV[n]
-  local url = redis.call('hget', key, 'web_hook_url')
-  if not url or url == '' then return end
-  local id = redis.call('hget', key, 'id')
-  local list = prefix .. id
-  if checkin and redis.call('llen', list) >= cap then return end
-  local flat = redis.call('hgetall', key)
-  local snap = {}
-  for i = 1, #flat, 2 do snap[flat[i]] = flat[i+1] end
-  redis.call('rpush', list, cjson.encode({s = snap, c = checkin or ''}))
-  redis.call('expire', list, 604800)
-  redis.call('zadd', due, 'NX', now_ms, id)
-  redis.call('publish', chan, id)
-end
+
 -- zrem_job removes the entry of job id from a gocraft/work sorted set,
 -- looking only at scores in [lo, hi].
 local function zrem_job(key, lo, hi, id)
@@ -105,32 +202,42 @@ local function zrem_job(key, lo, hi, id)
   end
   return found
 end
+
+local function answer(tag, values)
+  return {tag, values or {}, EVENTS}
+end
 `
 
-// scriptCreate writes a new job's stats and queues its entry, refusing a
-// duplicate unique job, and links a sub-job to its parent's executions.
+// scriptCreate stores a new job and makes it visible to workers in the
+// same step, refusing a duplicate unique job, and links a sub-job to its
+// parent's executions.
 //
 // KEYS: stats, queue (list or zset), known_jobs, unique (or stats again),
 //
 //	parent's executions (or stats again)
 //
-// ARGV: mode (list|zset|none), entry, score, name, id, doorbell channel,
+// args: mode (list|zset), entry, run at, name, id, doorbell channel, timer
 //
-//	timer channel, unique (1|0), link (1|0), executions cap, stats key
-//	prefix, executions ttl, field, value, ...
-var scriptCreate = redis.NewScript(5, luaRule+`
-if redis.call('exists', KEYS[1]) == 1 then return {'exists'} end
-if ARGV[8] == '1' then
-  if not redis.call('set', KEYS[4], ARGV[5], 'NX', 'EX', 86400) then
-    return {'dup', redis.call('get', KEYS[4]) or ''}
-  end
+//	channel, unique (1|0), link (1|0), link score, field, value, ...
+var scriptCreate = redis.NewScript(5, luaPrelude+`
+if arg(8) == '1' and not redis.call('set', KEYS[4], arg(5), 'NX', 'EX', 86400) then
+  return answer('dup', {redis.call('get', KEYS[4]) or ''})
 end
-redis.call('hset', KEYS[1], unpack(ARGV, 14))
-push(ARGV[1], KEYS[2], ARGV[2], ARGV[3], KEYS[3], ARGV[4], ARGV[6], ARGV[7])
-if ARGV[9] == '1' then
-  link(KEYS[5], ARGV[13], ARGV[5], tonumber(ARGV[10]), ARGV[11], tonumber(ARGV[12]))
-end
-return {'ok'}
+insert(KEYS[1], {unpack(ARGV, 12 + 11)}, 'submitted')
+push(arg(1), KEYS[2], arg(2), arg(3), KEYS[3], arg(4), arg(6), arg(7))
+if arg(9) == '1' then link(KEYS[5], arg(10), arg(5)) end
+return answer('ok')
+`)
+
+// scriptCreatePolicy stores a periodic policy (kind Periodic, status
+// Scheduled) and makes it active.
+//
+// KEYS: stats, policies
+// args: id, field, value, ...
+var scriptCreatePolicy = redis.NewScript(2, luaPrelude+`
+insert(KEYS[1], {unpack(ARGV, 12 + 2)}, 'submitted')
+redis.call('sadd', KEYS[2], arg(1))
+return answer('ok')
 `)
 
 // scriptCreateExecution creates the execution of an active periodic
@@ -142,20 +249,18 @@ return {'ok'}
 //
 //	policy stats
 //
-// ARGV: entry, t, name, execution id, timer channel, executions cap,
-//
-//	stats key prefix, executions ttl, field, value, ...
-var scriptCreateExecution = redis.NewScript(5, luaRule+`
+// args: entry, t, name, execution id, timer channel, field, value, ...
+var scriptCreateExecution = redis.NewScript(5, luaPrelude+`
 local p = redis.call('hmget', KEYS[5], 'status', 'last_fire')
-if p[1] ~= 'Scheduled' then return {'inactive'} end
-local t = tonumber(ARGV[2])
-if t <= (tonumber(p[2]) or 0) then return {'old'} end
+if p[1] ~= 'Scheduled' then return answer('inactive') end
+local t = tonumber(arg(2))
+if t <= (tonumber(p[2]) or 0) then return answer('old') end
 redis.call('hset', KEYS[5], 'last_fire', t)
-if redis.call('exists', KEYS[1]) == 1 then return {'exists'} end
-redis.call('hset', KEYS[1], unpack(ARGV, 9))
-push('zset', KEYS[2], ARGV[1], t, KEYS[3], ARGV[3], '', ARGV[5])
-link(KEYS[4], t, ARGV[4], tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8]))
-return {'ok'}
+if redis.call('exists', KEYS[1]) == 1 then return answer('exists') end
+insert(KEYS[1], {unpack(ARGV, 12 + 6)}, 'fired')
+push('zset', KEYS[2], arg(1), t, KEYS[3], arg(3), '', arg(5))
+link(KEYS[4], t, arg(4))
+return answer('ok')
 `)
 
 // scriptStart moves a job a worker took to Running: in its revision when
@@ -164,90 +269,72 @@ return {'ok'}
 // ends Stopped instead.
 //
 // KEYS: stats
-// ARGV: now, stopped ttl, change args (9)
 //
-// It answers {outcome, revision, parameters, upstream_job_id, op_command}:
-// what the runner needs, not the whole hash (this is the hot path).
-var scriptStart = redis.NewScript(1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'op_command', 'retry_at', 'id', 'parameters', 'upstream_job_id')
-local status = cur[1]
-if not status then return {'missing'} end
-local rev = tonumber(cur[2]) or 0
-local now = tonumber(ARGV[1])
-local to_rev = rev
-if status == 'Running' and cur[3] and cur[3] ~= '' then
-  redis.call('hset', KEYS[1], 'status', 'Stopped', 'update_time', now)
-  redis.call('hdel', KEYS[1], 'retry_at')
-  set_ttl(KEYS[1], tonumber(ARGV[2]))
-  track(cur[5], 'Stopped', now)
-  emit(KEYS[1])
-  return {'stopped', tostring(rev), cur[6] or '', cur[7] or '', cur[3]}
+// It answers {revision, parameters, upstream_job_id, op_command}: what
+// the run needs, not the whole hash (this is the hot path).
+var scriptStart = redis.NewScript(1, luaPrelude+`
+local c = read(KEYS[1], 'parameters')
+if not c then return answer('missing') end
+local params = c.extra[1]
+if c.status == 'Running' and c.op ~= '' then
+  local op = c.op
+  move(c, 'Stopped', c.rev, stop_reason(op), nil, {'retry_at'})
+  return answer('stopped', {tostring(c.rev), params, c.up, op})
 end
-if status == 'Running' or (status == 'Error' and (tonumber(cur[4]) or 0) > 0) then
-  to_rev = math.max(now, rev + 1)
+local to_rev, reason = c.rev, 'started'
+if c.status == 'Running' then
+  to_rev, reason = math.max(NOW, c.rev + 1), 'recovered'
+elseif c.status == 'Error' and c.retry_at > 0 then
+  to_rev, reason = math.max(NOW, c.rev + 1), 'retried'
 end
-if not can_move(status, rev, 'Running', to_rev) then return {'refused', status} end
-redis.call('hset', KEYS[1], 'status', 'Running', 'revision', to_rev, 'update_time', now)
-redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
-redis.call('persist', KEYS[1])
-track(cur[5], 'Running', now)
-emit(KEYS[1])
-return {'ok', tostring(to_rev), cur[6] or '', cur[7] or '', ''}
+local del = {}
+if c.retry_at > 0 then del[#del + 1] = 'retry_at' end
+if c.op ~= '' then del[#del + 1] = 'op_command' end
+if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
+return answer('ok', {tostring(to_rev), params, c.up, ''})
 `)
 
-// scriptMove changes a job's status by job.CanMove's rule, sets or deletes
-// fields (an empty value deletes), sets the TTL, and may queue the job
-// again.
+// scriptMove changes a job's status by the rule, sets and deletes fields,
+// and may queue the job again (a list entry) or put its retry in a sorted
+// set.
 //
-// KEYS: stats, [queue, known_jobs]
-// ARGV: to, revision ("same", "next" or a number), now, ttl, push mode,
+// KEYS: stats, queue (list or zset; stats again when none), known_jobs
 //
-//	entry, score, name, field, value, ...
-var scriptMove = redis.NewScript(-1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'id', 'upstream_job_id')
-if not cur[1] then return {'missing'} end
-local rev = tonumber(cur[2]) or 0
-local to, now = ARGV[1], tonumber(ARGV[3])
-local to_rev
-if ARGV[2] == 'same' then to_rev = rev
-elseif ARGV[2] == 'next' then to_rev = math.max(now, rev + 1)
-else to_rev = tonumber(ARGV[2]) end
-if cur[1] == to and to_rev == rev then return {'same', to, tostring(rev), cur[3]} end
-if not can_move(cur[1], rev, to, to_rev) then return {'refused', cur[1], tostring(rev)} end
-redis.call('hset', KEYS[1], 'status', to, 'revision', to_rev, 'update_time', now)
-for i = 12, 11 + 2 * tonumber(ARGV[11]), 2 do
-  if ARGV[i+1] == '' then redis.call('hdel', KEYS[1], ARGV[i])
-  else redis.call('hset', KEYS[1], ARGV[i], ARGV[i+1]) end
-end
-set_ttl(KEYS[1], tonumber(ARGV[4]))
-if #KEYS >= 3 then push(ARGV[5], KEYS[2], ARGV[6], ARGV[7], KEYS[3], ARGV[8], ARGV[9], ARGV[10]) end
-track(cur[3], to, now)
--- An execution that ends keeps its parent's set of executions trimmed.
-if cur[4] and (to == 'Success' or to == 'Stopped' or (to == 'Error' and not redis.call('hget', KEYS[1], 'retry_at'))) then
-  local n = #ARGV
-  trim(ARGV[n-8] .. cur[4], tonumber(ARGV[n-6]), ARGV[n-7])
-end
--- A job queued again (Pending) is not announced, as on submission.
-if to ~= 'Pending' then emit(KEYS[1]) end
-return {'ok', to, tostring(to_rev), cur[3]}
+//	(stats again when none)
+//
+// args: to, revision ("next" or a number), reason, retry at (0: none),
+//
+//	push mode (none|list|zset), entry, score, name, doorbell channel, timer
+//	channel, number of fields to set n, n field/value pairs, fields to
+//	delete...
+var scriptMove = redis.NewScript(3, luaPrelude+`
+local c = read(KEYS[1])
+if not c then return answer('missing') end
+local to = arg(1)
+local to_rev = tonumber(arg(2))
+if arg(2) == 'next' then to_rev = math.max(NOW, c.rev + 1) end
+if c.status == to and to_rev == c.rev then return answer('same', {to, tostring(c.rev)}) end
+local nset = tonumber(arg(11))
+local set, del = {}, {}
+for i = 12, 11 + 2 * nset do set[#set + 1] = arg(i) end
+for i = 12 + 2 * nset, #ARGV - 12 do del[#del + 1] = arg(i) end
+local retry_at = tonumber(arg(4))
+if retry_at == 0 then retry_at = nil end
+if not move(c, to, to_rev, arg(3), set, del, retry_at) then return answer('refused', {c.status, tostring(c.rev)}) end
+push(arg(5), KEYS[2], arg(6), arg(7), KEYS[3], arg(8), arg(9), arg(10))
+return answer('ok', {to, tostring(to_rev)})
 `)
 
-// scriptCheckin records a running job's check-in. check_in_at strictly
-// increases per job, so it may run ahead of the clock by a second per
-// extra check-in within one second.
+// scriptCheckin records a running job's check-in; refused when the job no
+// longer runs in the given revision.
 //
 // KEYS: stats
-// ARGV: message, now, revision, change args (9)
-var scriptCheckin = redis.NewScript(1, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'check_in_at', 'id')
-if not cur[1] then return {'missing'} end
-if cur[1] ~= 'Running' or tonumber(cur[2]) ~= tonumber(ARGV[3]) then return {'refused', cur[1]} end
-local now = tonumber(ARGV[2])
-local at = math.max(now, (tonumber(cur[3]) or 0) + 1)
-redis.call('hset', KEYS[1], 'check_in', ARGV[1], 'check_in_at', at, 'update_time', now)
-track(cur[4], 'Running', now)
-emit(KEYS[1], ARGV[1])
-return reply('ok', KEYS[1])
+// args: message, revision
+var scriptCheckin = redis.NewScript(1, luaPrelude+`
+local c = read(KEYS[1])
+if not c then return answer('missing') end
+if c.status ~= 'Running' or c.rev ~= tonumber(arg(2)) then return answer('refused', {c.status}) end
+return answer('ok', {tostring(checkin(c, arg(1)))})
 `)
 
 // scriptStop stops or cancels a job. A queued job (pending, scheduled or
@@ -259,60 +346,49 @@ return reply('ok', KEYS[1])
 //
 //	the job is not unique)
 //
-// ARGV: op, now, stopped ttl, pending entry, signals channel, change args (9)
-var scriptStop = redis.NewScript(5, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'run_at', 'op_command', 'id')
-local status = cur[1]
-if not status then return {'missing'} end
-local rev = tonumber(cur[2]) or 0
-local retry_at = tonumber(cur[3]) or 0
-local run_at = tonumber(cur[4]) or 0
-local now = tonumber(ARGV[2])
-local id = cur[6]
-if status == 'Running' then
-  if not cur[5] or cur[5] == '' then redis.call('hset', KEYS[1], 'op_command', ARGV[1]) end
-  redis.call('publish', ARGV[5], ARGV[1] .. ' ' .. id)
-  return {'signalled', status}
+// args: op, pending entry, signals channel
+var scriptStop = redis.NewScript(5, luaPrelude+`
+local c = read(KEYS[1], 'run_at')
+if not c then return answer('missing') end
+local op = arg(1)
+if c.status == 'Running' then
+  if c.op == '' then redis.call('hset', KEYS[1], 'op_command', op) end
+  redis.call('publish', arg(3), op .. ' ' .. c.id)
+  return answer('signalled')
 end
-local to_rev = rev
-if status == 'Pending' then
-  redis.call('lrem', KEYS[2], 1, ARGV[4])
-elseif status == 'Scheduled' then
-  zrem_job(KEYS[3], run_at, run_at, id)
-elseif status == 'Error' and retry_at > 0 then
-  zrem_job(KEYS[4], retry_at - 5, retry_at + 5, id)
-  to_rev = math.max(now, rev + 1)
+local to_rev = c.rev
+if c.status == 'Pending' then
+  redis.call('lrem', KEYS[2], 1, arg(2))
+elseif c.status == 'Scheduled' then
+  local at = tonumber(c.extra[1]) or 0
+  zrem_job(KEYS[3], at, at, c.id)
+elseif c.status == 'Error' and c.retry_at > 0 then
+  zrem_job(KEYS[4], c.retry_at - 5, c.retry_at + 5, c.id)
+  to_rev = math.max(NOW, c.rev + 1)
 else
-  return {'final', status}
+  return answer('final', {c.status})
 end
-redis.call('hset', KEYS[1], 'status', 'Stopped', 'revision', to_rev, 'update_time', now, 'op_command', ARGV[1])
-redis.call('hdel', KEYS[1], 'retry_at')
-set_ttl(KEYS[1], tonumber(ARGV[3]))
-if KEYS[5] ~= KEYS[1] and redis.call('get', KEYS[5]) == id then redis.call('del', KEYS[5]) end
-emit(KEYS[1])
-return reply('stopped', KEYS[1])
+move(c, 'Stopped', to_rev, stop_reason(op), {'op_command', op}, {'retry_at'})
+if KEYS[5] ~= KEYS[1] and redis.call('get', KEYS[5]) == c.id then redis.call('del', KEYS[5]) end
+return answer('stopped', {tostring(c.rev)})
 `)
 
 // scriptRetry re-runs a job in Error now, in a new revision, with a fresh
 // failure count; a job waiting for an automatic retry leaves the retry set.
 //
 // KEYS: stats, queue, known_jobs, retry
-// ARGV: now, entry, name, doorbell channel
-var scriptRetry = redis.NewScript(4, luaRule+`
-local cur = redis.call('hmget', KEYS[1], 'status', 'revision', 'retry_at', 'id')
-if not cur[1] then return {'missing'} end
-if cur[1] ~= 'Error' then return {'refused', cur[1]} end
-local now = tonumber(ARGV[1])
-local retry_at = tonumber(cur[3]) or 0
+// args: entry, name, doorbell channel
+var scriptRetry = redis.NewScript(4, luaPrelude+`
+local c = read(KEYS[1])
+if not c then return answer('missing') end
+if c.status ~= 'Error' then return answer('refused', {c.status}) end
 -- A job waiting for its automatic retry has an entry somewhere: in the
 -- retry set (taken out here and replaced), or already back in its queue
 -- (then it runs from there, and must not be queued twice).
-local queued = retry_at > 0 and zrem_job(KEYS[4], retry_at - 5, retry_at + 5, cur[4]) == 0
-redis.call('hset', KEYS[1], 'status', 'Pending', 'revision', math.max(now, (tonumber(cur[2]) or 0) + 1), 'update_time', now)
-redis.call('hdel', KEYS[1], 'retry_at', 'op_command')
-redis.call('persist', KEYS[1])
-if not queued then push('list', KEYS[2], ARGV[2], 0, KEYS[3], ARGV[3], ARGV[4], '') end
-return reply('ok', KEYS[1])
+local queued = c.retry_at > 0 and zrem_job(KEYS[4], c.retry_at - 5, c.retry_at + 5, c.id) == 0
+move(c, 'Pending', math.max(NOW, c.rev + 1), 'retry_requested', nil, {'retry_at', 'op_command'})
+if not queued then push('list', KEYS[2], arg(1), 0, KEYS[3], arg(2), arg(3), '') end
+return answer('ok', {tostring(c.rev)})
 `)
 
 // scriptStopPolicy unschedules a periodic policy and stops its executions
@@ -321,71 +397,93 @@ return reply('ok', KEYS[1])
 // one is marked so that no worker runs it.
 //
 // KEYS: policy stats, policies, policy's executions, scheduled, retry
-// ARGV: op, now, stopped ttl, stats key prefix, policy id, change args (9)
-var scriptStopPolicy = redis.NewScript(5, luaRule+`
-local st = redis.call('hget', KEYS[1], 'status')
-if not st then return {'missing'} end
-redis.call('srem', KEYS[2], ARGV[5])
-if st ~= 'Scheduled' then return {'final', st} end
-local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
-local function stop(key)
-  redis.call('hset', key, 'status', 'Stopped', 'update_time', now, 'op_command', ARGV[1])
-  set_ttl(key, ttl)
-  emit(key)
-end
-stop(KEYS[1])
+// args: op, policy id
+var scriptStopPolicy = redis.NewScript(5, luaPrelude+`
+local p = read(KEYS[1])
+if not p then return answer('missing') end
+redis.call('srem', KEYS[2], arg(2))
+if p.status ~= 'Scheduled' then return answer('final', {p.status}) end
+local op = arg(1)
+local reason = stop_reason(op)
+move(p, 'Stopped', p.rev, reason, {'op_command', op})
 local n = 0
 for _, m in ipairs(redis.call('zrange', KEYS[3], 0, -1)) do
-  local key = ARGV[4] .. m
-  local c = redis.call('hmget', key, 'status', 'run_at', 'retry_at', 'revision')
-  if c[1] == 'Error' and c[3] then
-    local at = tonumber(c[3]) or 0
-    zrem_job(KEYS[5], at - 5, at + 5, m)
-    redis.call('hset', key, 'revision', math.max(now, (tonumber(c[4]) or 0) + 1))
-    redis.call('hdel', key, 'retry_at')
-    stop(key)
+  local c = read(STATS .. m, 'run_at')
+  if c and c.status == 'Error' and c.retry_at > 0 then
+    zrem_job(KEYS[5], c.retry_at - 5, c.retry_at + 5, m)
+    move(c, 'Stopped', math.max(NOW, c.rev + 1), reason, {'op_command', op}, {'retry_at'})
     n = n + 1
-  elseif c[1] == 'Scheduled' then
-    local at = tonumber(c[2]) or 0
+  elseif c and c.status == 'Scheduled' then
+    local at = tonumber(c.extra[1]) or 0
     zrem_job(KEYS[4], at, at, m)
-    stop(key)
+    move(c, 'Stopped', c.rev, reason, {'op_command', op})
     n = n + 1
-  elseif c[1] == 'Pending' then
-    stop(key)
+  elseif c and c.status == 'Pending' then
+    move(c, 'Stopped', c.rev, reason, {'op_command', op})
     n = n + 1
   end
 end
-if ttl > 0 then redis.call('expire', KEYS[3], ttl) end
-return {'stopped', tostring(n)}
+if TTL.Stopped > 0 then redis.call('expire', KEYS[3], TTL.Stopped) end
+return answer('stopped', {tostring(n)})
 `)
+
+// scriptRefireHook queues an event with a job's current status when its
+// receiver's ack is behind that status and no event is waiting (events
+// were lost or given up).
+//
+// KEYS: stats
+var scriptRefireHook = redis.NewScript(1, luaPrelude+`
+local c = read(KEYS[1], 'ack')
+if not c or c.hook == '' or c.status == 'Pending' or c.status == 'Scheduled' then return 0 end
+if redis.call('exists', HOOK_LIST .. c.id) == 1 then return 0 end
+local ack = c.extra[1]
+if ack ~= '' then
+  local ok, a = pcall(cjson.decode, ack)
+  if ok and type(a) == 'table' and tonumber(a['revision']) == c.rev and a['status'] == c.status then return 0 end
+end
+announce(c)
+return 1
+`)
+
+// Scripts that do not change a job's status take no environment.
 
 // scriptMoveDue moves the entries of the scheduled and retry sets that
 // are due into their queues, as gocraft/work's own requeuer does once a
 // second, but at the due second, and rings the doorbell for each. The
-// entry's bytes are queued as they are (no re-encoding). It answers how
-// many it moved, how many malformed entries it dropped, and the score of
-// the next entry not yet due (” when none).
+// entry's bytes are queued as they are (no re-encoding). An entry of a job
+// name not given is left for a host that serves it. It answers how many it
+// moved, how many malformed entries it dropped, and the score of the next
+// entry not yet due (” when none).
 //
-// KEYS: scheduled, retry
-// ARGV: now, jobs key prefix, doorbell channel, limit
-var scriptMoveDue = redis.NewScript(2, `
-local now, limit = tonumber(ARGV[1]), tonumber(ARGV[4])
+// KEYS: scheduled, retry, the queue of each name
+// ARGV: now, doorbell channel, limit, name, ...
+var scriptMoveDue = redis.NewScript(-1, `
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[3])
+local queues = {}
+for i = 4, #ARGV do queues[ARGV[i]] = KEYS[i - 1] end
 local moved, bad = 0, 0
 local next_at = nil
-for _, set in ipairs(KEYS) do
-  for _, m in ipairs(redis.call('zrangebyscore', set, '-inf', now, 'LIMIT', 0, limit)) do
-    if redis.call('zrem', set, m) == 1 then
-      local ok, j = pcall(cjson.decode, m)
-      if ok and type(j) == 'table' and type(j['name']) == 'string' then
-        redis.call('lpush', ARGV[2] .. j['name'], m)
-        redis.call('publish', ARGV[3], j['name'])
-        moved = moved + 1
-      else
-        bad = bad + 1
-      end
+for s = 1, 2 do
+  local set = KEYS[s]
+  local due = redis.call('zrangebyscore', set, '-inf', now, 'LIMIT', 0, limit)
+  for _, m in ipairs(due) do
+    local ok, j = pcall(cjson.decode, m)
+    if not ok or type(j) ~= 'table' or type(j['name']) ~= 'string' then
+      if redis.call('zrem', set, m) == 1 then bad = bad + 1 end
+    elseif queues[j['name']] and redis.call('zrem', set, m) == 1 then
+      redis.call('lpush', queues[j['name']], m)
+      redis.call('publish', ARGV[2], j['name'])
+      moved = moved + 1
     end
   end
-  local first = redis.call('zrange', set, 0, 0, 'WITHSCORES')
+  -- After a full batch more may be due; otherwise what is left due is of
+  -- names not served here, and the next entry to wait for is a later one.
+  local first
+  if #due >= limit then
+    first = redis.call('zrange', set, 0, 0, 'WITHSCORES')
+  else
+    first = redis.call('zrangebyscore', set, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  end
   if first[2] then
     local at = tonumber(first[2])
     if next_at == nil or at < next_at then next_at = at end
@@ -402,7 +500,8 @@ return {moved, bad, next_at and tostring(next_at) or ''}
 //
 // KEYS: due, attempts
 // ARGV: now ms, lease ms, event list prefix, stats key prefix
-var scriptClaimHook = redis.NewScript(2, luaRule+`
+var scriptClaimHook = redis.NewScript(2, `
+local CODE = {Pending=0, Scheduled=1, Running=2, Stopped=3, Error=3, Success=3}
 local now = tonumber(ARGV[1])
 local function outdated(ev, ackraw)
   local ok, ack = pcall(cjson.decode, ackraw)
@@ -450,7 +549,8 @@ return {'none', tostring(now)}
 //
 // KEYS: due, attempts, event list, stats
 // ARGV: event, now ms, id, ack JSON, ack revision, ack status, ack check_in_at
-var scriptAckHook = redis.NewScript(4, luaRule+`
+var scriptAckHook = redis.NewScript(4, `
+local CODE = {Pending=0, Scheduled=1, Running=2, Stopped=3, Error=3, Success=3}
 if redis.call('lindex', KEYS[3], 0) == ARGV[1] then redis.call('lpop', KEYS[3]) end
 redis.call('hdel', KEYS[2], ARGV[3])
 if redis.call('exists', KEYS[4]) == 1 then
@@ -487,51 +587,33 @@ return 'ok'
 `)
 
 // scriptReapPool re-queues the jobs a dead worker pool had taken (its
-// in-progress lists, as gocraft/work names them), gives back the
-// concurrency slots it held, and forgets the pool.
+// in-progress lists), gives back the concurrency slots it held, and
+// forgets the pool.
 //
-// KEYS: worker pools set, the pool's heartbeat
-// ARGV: pool id, jobs key prefix, doorbell channel, job name, ...
-var scriptReapPool = redis.NewScript(2, `
-local pool, prefix = ARGV[1], ARGV[2]
+// KEYS: worker pools set, the pool's heartbeat, then for each job name:
+//
+//	queue, the pool's in-progress list, lock, lock_info
+//
+// ARGV: pool id, doorbell channel, job name, ...
+var scriptReapPool = redis.NewScript(-1, `
+local pool = ARGV[1]
 local moved = 0
-for i = 4, #ARGV do
-  local name = ARGV[i]
-  local queue = prefix .. name
-  local inprog = queue .. ':' .. pool .. ':inprogress'
+for i = 3, #ARGV do
+  local k = 3 + 4 * (i - 3)
+  local queue, inprog, lock, info = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   while redis.call('rpoplpush', inprog, queue) do
     moved = moved + 1
-    redis.call('publish', ARGV[3], name)
+    redis.call('publish', ARGV[2], ARGV[i])
   end
-  local held = tonumber(redis.call('hget', queue .. ':lock_info', pool))
+  local held = tonumber(redis.call('hget', info, pool))
   if held then
-    redis.call('hdel', queue .. ':lock_info', pool)
-    if held > 0 and (tonumber(redis.call('decrby', queue .. ':lock', held)) or 0) < 0 then
-      redis.call('set', queue .. ':lock', 0)
+    redis.call('hdel', info, pool)
+    if held > 0 and (tonumber(redis.call('decrby', lock, held)) or 0) < 0 then
+      redis.call('set', lock, 0)
     end
   end
 end
 redis.call('srem', KEYS[1], pool)
 redis.call('del', KEYS[2])
 return moved
-`)
-
-// scriptRefireHook queues an event with a job's current status when its
-// receiver's ack is behind that status and no event is waiting (events
-// were lost or given up).
-//
-// KEYS: stats
-// ARGV: change args (9)
-var scriptRefireHook = redis.NewScript(1, luaRule+`
-local n = #ARGV
-local c = redis.call('hmget', KEYS[1], 'status', 'revision', 'ack', 'web_hook_url', 'id')
-if not c[1] or not c[4] or c[4] == '' then return 0 end
-if c[1] == 'Pending' or c[1] == 'Scheduled' then return 0 end
-if redis.call('exists', ARGV[n-4] .. c[5]) == 1 then return 0 end
-if c[3] then
-  local ok, a = pcall(cjson.decode, c[3])
-  if ok and type(a) == 'table' and tonumber(a['revision']) == tonumber(c[2]) and a['status'] == c[1] then return 0 end
-end
-emit(KEYS[1])
-return 1
 `)

@@ -66,13 +66,15 @@ func New(pool *redis.Pool, opts Options) *Store {
 		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns}
 }
 
-// changeArgs are the trailing ARGV of every script that changes a
-// status: what trim needs for a parent's executions, the running index,
-// and what emit needs to queue a hook event (see scripts.go).
-func (s *Store) changeArgs() []any {
-	return []any{s.keys.ExecutionsPrefix(), s.keys.StatsPrefix(), s.execCap,
-		s.keys.Running(), s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap, s.now().UnixMilli()}
+// env is the environment every script that changes a job takes as its
+// first envArgs ARGV (see luaPrelude), at now.
+func (s *Store) env(now time.Time) []any {
+	return []any{now.UnixMilli(), s.keys.StatsPrefix(), s.keys.ExecutionsPrefix(), s.execCap, s.keys.IndexPrefix(),
+		s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap,
+		secs(s.ttl.Success), secs(s.ttl.Stopped), secs(s.ttl.Error)}
 }
+
+func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
 // Keys returns the keys of the store's namespace.
 func (s *Store) Keys() Keys { return s.keys }
@@ -83,19 +85,10 @@ func (s *Store) Pool() *redis.Pool { return s.pool }
 // Now is the store's clock in unix seconds.
 func (s *Store) Now() int64 { return s.now().Unix() }
 
-// ttlOf is the TTL in seconds of a job in status st (0: none).
-func (s *Store) ttlOf(st job.Status) int64 {
-	switch st {
-	case job.Success:
-		return int64(s.ttl.Success / time.Second)
-	case job.Stopped:
-		return int64(s.ttl.Stopped / time.Second)
-	case job.Error:
-		return int64(s.ttl.Error / time.Second)
-	}
-	return 0
-}
+// Clock is the store's clock.
+func (s *Store) Clock() time.Time { return s.now() }
 
+// run runs a script that takes no environment and answers strings.
 func (s *Store) run(ctx context.Context, script *redis.Script, keysAndArgs ...any) ([]string, error) {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
@@ -105,15 +98,105 @@ func (s *Store) run(ctx context.Context, script *redis.Script, keysAndArgs ...an
 	return redis.Strings(script.DoContext(ctx, conn, keysAndArgs...))
 }
 
+// answer is what a script that changes jobs answered: {tag, values,
+// events}.
+type answer struct {
+	tag    string
+	values []string
+	events []job.Event
+}
+
+// change runs script with the environment, numKeys keys and then args.
+func (s *Store) change(ctx context.Context, script *redis.Script, keys []any, args ...any) (answer, error) {
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return answer{}, err
+	}
+	defer conn.Close()
+	all := make([]any, 0, len(keys)+envArgs+len(args))
+	all = append(all, keys...)
+	all = append(all, s.env(s.now())...)
+	all = append(all, args...)
+	reply, err := redis.Values(script.DoContext(ctx, conn, all...))
+	if err != nil {
+		return answer{}, err
+	}
+	return decodeAnswer(reply)
+}
+
+func decodeAnswer(reply []any) (answer, error) {
+	if len(reply) != 3 {
+		return answer{}, fmt.Errorf("unexpected reply of %d items", len(reply))
+	}
+	tag, err := redis.String(reply[0], nil)
+	if err != nil {
+		return answer{}, err
+	}
+	values, err := redis.Strings(reply[1], nil)
+	if err != nil {
+		return answer{}, err
+	}
+	events, err := decodeEvents(reply[2])
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{tag: tag, values: values, events: events}, nil
+}
+
+// decodeEvents decodes the events of a script (the Lua function event).
+func decodeEvents(v any) ([]job.Event, error) {
+	raw, err := redis.Values(v, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]job.Event, 0, len(raw))
+	for _, r := range raw {
+		f, err := redis.Strings(r, nil)
+		if err != nil || len(f) != 13 {
+			return nil, fmt.Errorf("malformed event %q", f)
+		}
+		num := func(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
+		out = append(out, job.Event{
+			JobID: f[0], Name: f[1], Kind: job.Kind(f[2]), From: job.Status(f[3]), To: job.Status(f[4]),
+			FromRevision: num(f[5]), Revision: num(f[6]), Time: time.UnixMilli(num(f[7])),
+			Reason: job.Reason(f[8]), CheckIn: f[9], RetryAt: num(f[10]), UpstreamJobID: f[11], Announced: f[12] == "1",
+		})
+	}
+	return out, nil
+}
+
+// withDetail sets the detail of events.
+func withDetail(evs []job.Event, detail string) []job.Event {
+	if detail != "" {
+		for i := range evs {
+			evs[i].Detail = detail
+		}
+	}
+	return evs
+}
+
+// ttlOf is the TTL in seconds of a job in status st (0: none).
+func (s *Store) ttlOf(st job.Status) int64 {
+	switch st {
+	case job.Success:
+		return secs(s.ttl.Success)
+	case job.Stopped:
+		return secs(s.ttl.Stopped)
+	case job.Error:
+		return secs(s.ttl.Error)
+	}
+	return 0
+}
+
 // Create stores the stats of a new job and makes it visible to workers in
 // the same step: a Generic job is queued, a Scheduled one waits for RunAt.
 // A unique job that duplicates one still queued is refused with
 // *job.ConflictError. A job with an UpstreamJobID becomes one of its
 // parent's executions.
-func (s *Store) Create(ctx context.Context, st *job.Stats) error {
+func (s *Store) Create(ctx context.Context, st *job.Stats) ([]job.Event, error) {
 	fields, err := statsArgs(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mode, target := "list", s.keys.Jobs(st.Name)
 	if st.Status == job.Scheduled {
@@ -121,13 +204,13 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) error {
 	}
 	ent, err := entry(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	statsKey := s.keys.Stats(st.ID)
 	unique, uniqueKey := "0", statsKey
 	if st.Unique {
 		if uniqueKey, err = s.keys.Unique(st.Name, nonNil(st.Parameters)); err != nil {
-			return err
+			return nil, err
 		}
 		unique = "1"
 	}
@@ -135,22 +218,26 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) error {
 	if st.UpstreamJobID != "" {
 		link, parentKey = "1", s.keys.Executions(st.UpstreamJobID)
 	}
-	args := []any{statsKey, target, s.keys.KnownJobs(), uniqueKey, parentKey,
-		mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell(), s.keys.Timer(), unique, link,
-		s.execCap, s.keys.StatsPrefix(), s.ttlOf(job.Error), linkScore(st)}
-	res, err := s.run(ctx, scriptCreate, append(args, fields...)...)
+	keys := []any{statsKey, target, s.keys.KnownJobs(), uniqueKey, parentKey}
+	args := append([]any{mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell(), s.keys.Timer(), unique, link, linkScore(st)}, fields...)
+	a, err := s.change(ctx, scriptCreate, keys, args...)
 	if err != nil {
-		return fmt.Errorf("store: create job %s: %w", st.ID, err)
+		return nil, fmt.Errorf("store: create job %s: %w", st.ID, err)
 	}
-	switch res[0] {
+	switch a.tag {
 	case "ok":
-		return nil
+		return a.events, nil
 	case "dup":
-		return &job.ConflictError{Name: st.Name, ExistingID: res[1]}
-	case "exists":
-		return fmt.Errorf("store: create job %s: a job with this ID exists", st.ID)
+		return nil, &job.ConflictError{Name: st.Name, ExistingID: first(a.values)}
 	}
-	return fmt.Errorf("store: create job %s: unexpected reply %q", st.ID, res)
+	return nil, fmt.Errorf("store: create job %s: unexpected reply %q", st.ID, a.tag)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }
 
 // linkScore orders a sub-job among its parent's executions: by its run
@@ -213,12 +300,12 @@ const (
 	StoppedOnStart
 )
 
-// Result of a status change.
+// Result of a change.
 type Result struct {
 	Outcome Outcome
-	// Stats after the change (nil when Refused or Missing). Start and Move
-	// fill only ID, Status, Revision and, for Start, UpstreamJobID: they
-	// are the hot path of every job.
+	// Stats after the change (nil when Refused or Missing): only ID,
+	// Status, Revision and, for Start, UpstreamJobID, for Checkin CheckIn
+	// and CheckInAt. These are the hot path of every job.
 	Stats *job.Stats
 	// Params is the JSON of the job's parameters, as stored (Start only).
 	Params []byte
@@ -226,145 +313,166 @@ type Result struct {
 	Current job.Status
 	// OP is the operator's request recorded on the job (stop or cancel).
 	OP job.Action
-}
-
-func (s *Store) result(op string, id string, res []string) (Result, error) {
-	switch res[0] {
-	case "missing":
-		return Result{Outcome: Missing}, nil
-	case "refused":
-		r := Result{Outcome: Refused}
-		if len(res) > 1 {
-			r.Current = job.Status(res[1])
-		}
-		return r, nil
-	}
-	rec, err := parseRecord(res[1:])
-	if err != nil {
-		return Result{}, fmt.Errorf("store: %s job %s: %w", op, id, err)
-	}
-	r := Result{Stats: rec.stats, OP: rec.opCommand}
-	switch res[0] {
-	case "ok":
-		r.Outcome = Moved
-	case "same":
-		r.Outcome = Same
-	case "stopped":
-		r.Outcome = StoppedOnStart
-	default:
-		return Result{}, fmt.Errorf("store: %s job %s: unexpected reply %q", op, id, res[0])
-	}
-	return r, nil
+	// Events are the changes made, in order.
+	Events []job.Event
 }
 
 // Start moves a job that a worker took to Running (see scriptStart).
 func (s *Store) Start(ctx context.Context, id string) (Result, error) {
-	res, err := s.run(ctx, scriptStart, append([]any{s.keys.Stats(id), s.Now(), s.ttlOf(job.Stopped)}, s.changeArgs()...)...)
+	a, err := s.change(ctx, scriptStart, []any{s.keys.Stats(id)})
 	if err != nil {
 		return Result{}, fmt.Errorf("store: start job %s: %w", id, err)
 	}
-	switch res[0] {
+	switch a.tag {
 	case "missing":
 		return Result{Outcome: Missing}, nil
 	case "refused":
-		return Result{Outcome: Refused, Current: job.Status(res[1])}, nil
+		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
 	case "ok", "stopped":
-		if len(res) != 5 {
+		if len(a.values) != 4 {
 			break
 		}
-		rev, err := strconv.ParseInt(res[1], 10, 64)
+		rev, err := strconv.ParseInt(a.values[0], 10, 64)
 		if err != nil {
 			break
 		}
-		r := Result{Outcome: Moved, OP: job.Action(res[4]), Params: []byte(res[2]),
-			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, UpstreamJobID: res[3]}}
-		if res[0] == "stopped" {
+		r := Result{Outcome: Moved, OP: job.Action(a.values[3]), Params: []byte(a.values[1]), Events: a.events,
+			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, UpstreamJobID: a.values[2]}}
+		if a.tag == "stopped" {
 			r.Outcome, r.Stats.Status = StoppedOnStart, job.Stopped
 		}
 		return r, nil
 	}
-	return Result{}, fmt.Errorf("store: start job %s: unexpected reply %q", id, res)
+	return Result{}, fmt.Errorf("store: start job %s: unexpected reply %q %q", id, a.tag, a.values)
 }
 
-// Fields are fields to set (or, with an empty value, delete) along with a
-// status change.
+// Fields are fields to set along with a status change.
 type Fields map[string]string
 
 // Field names callers may set.
 const (
-	FieldRetryAt = fRetryAt
-	FieldDieAt   = fDieAt
+	FieldDieAt = fDieAt
 )
 
-// Move changes job id of revision rev to status to, by job.CanMove's rule,
-// and applies the status's TTL.
-func (s *Store) Move(ctx context.Context, id string, rev int64, to job.Status, fields Fields) (Result, error) {
-	return s.move(ctx, id, strconv.FormatInt(rev, 10), to, fields, nil)
+// Change is a status change asked of Move.
+type Change struct {
+	ID string
+	// Revision is the revision the change applies to; with Next, the
+	// change starts a new revision instead.
+	Revision int64
+	Next     bool
+	To       job.Status
+	Reason   job.Reason
+	// Detail goes into the events (a failed run's error); it is not
+	// stored.
+	Detail string
+	Set    Fields
+	Delete []string
+	// RetryAt, for an Error, makes the job wait for a retry at that unix
+	// second: Retry is its entry, put in gocraft/work's retry set.
+	RetryAt int64
+	Retry   *Entry
+	// Queue, for a Pending, queues the job again with this entry.
+	Queue *Entry
+}
+
+// Move changes a job's status by job.CanMove's rule (see Change) and
+// applies the status's TTL.
+func (s *Store) Move(ctx context.Context, c Change) (Result, error) {
+	statsKey := s.keys.Stats(c.ID)
+	keys := []any{statsKey, statsKey, statsKey}
+	mode, score, name := "none", int64(0), ""
+	var e *Entry
+	switch {
+	case c.Queue != nil:
+		mode, name, e = "list", c.Queue.Name, c.Queue
+		keys[1], keys[2] = s.keys.Jobs(name), s.keys.KnownJobs()
+	case c.Retry != nil:
+		mode, name, score, e = "zset", c.Retry.Name, c.RetryAt, c.Retry
+		keys[1], keys[2] = s.keys.Retry(), s.keys.KnownJobs()
+	}
+	var ent []byte
+	if e != nil {
+		var err error
+		if ent, err = e.bytes(); err != nil {
+			return Result{}, err
+		}
+	}
+	rev := strconv.FormatInt(c.Revision, 10)
+	if c.Next {
+		rev = "next"
+	}
+	set := make([]any, 0, 2*len(c.Set)+2)
+	for k, v := range c.Set {
+		set = append(set, k, v)
+	}
+	if c.RetryAt > 0 {
+		set = append(set, fRetryAt, strconv.FormatInt(c.RetryAt, 10))
+	}
+	args := []any{string(c.To), rev, string(c.Reason), c.RetryAt, mode, ent, score, name, s.keys.Doorbell(), s.keys.Timer(), len(set) / 2}
+	args = append(args, set...)
+	for _, f := range c.Delete {
+		args = append(args, f)
+	}
+	a, err := s.change(ctx, scriptMove, keys, args...)
+	if err != nil {
+		return Result{}, fmt.Errorf("store: move job %s to %s: %w", c.ID, c.To, err)
+	}
+	switch a.tag {
+	case "missing":
+		return Result{Outcome: Missing}, nil
+	case "refused":
+		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
+	case "ok", "same":
+		if len(a.values) != 2 {
+			break
+		}
+		rev, err := strconv.ParseInt(a.values[1], 10, 64)
+		if err != nil {
+			break
+		}
+		r := Result{Outcome: Moved, Stats: &job.Stats{ID: c.ID, Status: job.Status(a.values[0]), Revision: rev},
+			Events: withDetail(a.events, c.Detail)}
+		if a.tag == "same" {
+			r.Outcome = Same
+		}
+		return r, nil
+	}
+	return Result{}, fmt.Errorf("store: move job %s to %s: unexpected reply %q %q", c.ID, c.To, a.tag, a.values)
 }
 
 // Requeue starts a new revision of a job, Pending, and queues it again:
 // a run that could not finish (host shutdown) runs again.
 func (s *Store) Requeue(ctx context.Context, st *job.Stats) (Result, error) {
-	return s.move(ctx, st.ID, "next", job.Pending, Fields{fRetryAt: "", fOPCommand: ""}, st)
-}
-
-func (s *Store) move(ctx context.Context, id, rev string, to job.Status, fields Fields, requeue *job.Stats) (Result, error) {
-	keys := []any{s.keys.Stats(id)}
-	mode, ent, name := "none", []byte(nil), ""
-	if requeue != nil {
-		var err error
-		if ent, err = entry(requeue); err != nil {
-			return Result{}, err
-		}
-		mode, name = "list", requeue.Name
-		keys = append(keys, s.keys.Jobs(requeue.Name), s.keys.KnownJobs())
-	}
-	args := append([]any{len(keys)}, keys...)
-	ttl := s.ttlOf(to)
-	if fields[fRetryAt] != "" {
-		// An Error waiting for its retry is not final: its stats must
-		// outlive the wait, whatever error_ttl says.
-		ttl = 0
-	}
-	args = append(args, string(to), rev, s.Now(), ttl, mode, ent, 0, name, s.keys.Doorbell(), s.keys.Timer(), len(fields))
-	for k, v := range fields {
-		args = append(args, k, v)
-	}
-	args = append(args, s.changeArgs()...)
-	res, err := s.run(ctx, scriptMove, args...)
+	e, err := entryOf(st)
 	if err != nil {
-		return Result{}, fmt.Errorf("store: move job %s to %s: %w", id, to, err)
+		return Result{}, err
 	}
-	switch res[0] {
-	case "missing":
-		return Result{Outcome: Missing}, nil
-	case "refused":
-		return Result{Outcome: Refused, Current: job.Status(res[1])}, nil
-	case "ok", "same":
-		if len(res) != 4 {
-			break
-		}
-		rev, err := strconv.ParseInt(res[2], 10, 64)
-		if err != nil {
-			break
-		}
-		r := Result{Outcome: Moved, Stats: &job.Stats{ID: id, Status: job.Status(res[1]), Revision: rev}}
-		if res[0] == "same" {
-			r.Outcome = Same
-		}
-		return r, nil
-	}
-	return Result{}, fmt.Errorf("store: move job %s to %s: unexpected reply %q", id, to, res)
+	return s.Move(ctx, Change{ID: st.ID, Next: true, To: job.Pending, Reason: job.Requeued,
+		Delete: []string{fRetryAt, fOPCommand}, Queue: e})
 }
 
 // Checkin records the check-in of a running job of revision rev; Refused
 // when the job is no longer running in that revision.
 func (s *Store) Checkin(ctx context.Context, id string, rev int64, message string) (Result, error) {
-	res, err := s.run(ctx, scriptCheckin, append([]any{s.keys.Stats(id), message, s.Now(), rev}, s.changeArgs()...)...)
+	a, err := s.change(ctx, scriptCheckin, []any{s.keys.Stats(id)}, message, rev)
 	if err != nil {
 		return Result{}, fmt.Errorf("store: check in job %s: %w", id, err)
 	}
-	return s.result("check in", id, res)
+	switch a.tag {
+	case "missing":
+		return Result{Outcome: Missing}, nil
+	case "refused":
+		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
+	case "ok":
+		at, err := strconv.ParseInt(first(a.values), 10, 64)
+		if err != nil {
+			break
+		}
+		return Result{Outcome: Moved, Events: a.events,
+			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, CheckIn: message, CheckInAt: at}}, nil
+	}
+	return Result{}, fmt.Errorf("store: check in job %s: unexpected reply %q %q", id, a.tag, a.values)
 }
 
 // StopOutcome is what a stop or cancel did.
@@ -382,7 +490,7 @@ const (
 
 // Stop stops (op stop) or cancels (op cancel) a job that is not a periodic
 // policy; job.ErrNotFound when there is no such job.
-func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOutcome, *job.Stats, error) {
+func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOutcome, []job.Event, error) {
 	ent, err := entry(st)
 	if err != nil {
 		return 0, nil, err
@@ -393,13 +501,12 @@ func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOut
 			return 0, nil, err
 		}
 	}
-	args := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry(), unique,
-		string(op), s.Now(), s.ttlOf(job.Stopped), ent, s.keys.Signals()}
-	res, err := s.run(ctx, scriptStop, append(args, s.changeArgs()...)...)
+	keys := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry(), unique}
+	a, err := s.change(ctx, scriptStop, keys, string(op), ent, s.keys.Signals())
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: %s job %s: %w", op, st.ID, err)
 	}
-	switch res[0] {
+	switch a.tag {
 	case "missing":
 		return 0, nil, fmt.Errorf("%w: %s", job.ErrNotFound, st.ID)
 	case "signalled":
@@ -407,13 +514,9 @@ func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOut
 	case "final":
 		return StopFinal, nil, nil
 	case "stopped":
-		rec, err := parseRecord(res[1:])
-		if err != nil {
-			return 0, nil, fmt.Errorf("store: %s job %s: %w", op, st.ID, err)
-		}
-		return StopDone, rec.stats, nil
+		return StopDone, a.events, nil
 	}
-	return 0, nil, fmt.Errorf("store: %s job %s: unexpected reply %q", op, st.ID, res[0])
+	return 0, nil, fmt.Errorf("store: %s job %s: unexpected reply %q", op, st.ID, a.tag)
 }
 
 // OPCommands returns the operator requests recorded on the given jobs

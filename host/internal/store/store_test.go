@@ -54,18 +54,22 @@ func (b *bundle) newJob(t *testing.T, mutate func(*job.Stats)) *job.Stats {
 	if mutate != nil {
 		mutate(st)
 	}
-	if err := b.store.Create(context.Background(), st); err != nil {
+	if _, err := b.store.Create(context.Background(), st); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	return st
 }
 
-// TestRuleAgreesWithCanMove runs the Lua rule for every pair of statuses
-// and revision order and compares it with job.CanMove.
-func TestRuleAgreesWithCanMove(t *testing.T) {
+// TestMoveAgreesWithCanMove runs the scripts' one status-moving helper
+// (move, in luaPrelude) for every pair of statuses and revision order on a
+// real stats hash, and compares what it did with job.CanMove.
+func TestMoveAgreesWithCanMove(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	script := redis.NewScript(0, luaRule+`return can_move(ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])) and 1 or 0`)
+	script := redis.NewScript(1, luaPrelude+`
+local c = read(KEYS[1])
+local ok = move(c, arg(1), tonumber(arg(2)), 'test')
+return {ok and 1 or 0, #EVENTS}`)
 	statuses := append(append([]job.Status{}, job.Statuses...), "Bogus")
 	c := b.pool.Get()
 	defer c.Close()
@@ -73,13 +77,30 @@ func TestRuleAgreesWithCanMove(t *testing.T) {
 	for _, from := range statuses {
 		for _, to := range statuses {
 			for _, revs := range [][2]int64{{10, 9}, {10, 10}, {10, 11}} {
-				got, err := redis.Int(script.Do(c, string(from), revs[0], string(to), revs[1]))
+				key := b.keys.Stats(job.NewID())
+				if _, err := c.Do("HSET", key, "id", "x", "name", "DEMO", "kind", "Generic", "status", string(from), "revision", revs[0]); err != nil {
+					t.Fatal(err)
+				}
+				args := append(append([]any{key}, b.store.env(b.store.Clock())...), string(to), revs[1])
+				got, err := redis.Ints(script.Do(c, args...))
 				if err != nil {
 					t.Fatal(err)
 				}
 				want := job.CanMove(from, revs[0], to, revs[1])
-				if (got == 1) != want {
-					t.Errorf("%s@%d -> %s@%d: Lua says %v, job.CanMove says %v", from, revs[0], to, revs[1], got == 1, want)
+				if (got[0] == 1) != want {
+					t.Errorf("%s@%d -> %s@%d: move says %v, job.CanMove says %v", from, revs[0], to, revs[1], got[0] == 1, want)
+				}
+				// A move writes the status and makes one event; a refusal
+				// changes nothing.
+				status, _ := redis.String(c.Do("HGET", key, "status"))
+				rev, _ := redis.Int64(c.Do("HGET", key, "revision"))
+				wantStatus, wantRev, wantEvents := from, revs[0], 0
+				if want {
+					wantStatus, wantRev, wantEvents = to, revs[1], 1
+				}
+				if job.Status(status) != wantStatus || rev != wantRev || got[1] != wantEvents {
+					t.Errorf("%s@%d -> %s@%d: the hash holds %s@%d and %d events, want %s@%d and %d",
+						from, revs[0], to, revs[1], status, rev, got[1], wantStatus, wantRev, wantEvents)
 				}
 				n++
 			}
@@ -151,7 +172,7 @@ func TestUniqueDuplicateIsAConflictNamingTheFirstJob(t *testing.T) {
 	first := b.newJob(t, func(s *job.Stats) { s.Unique = true })
 	dup := &job.Stats{ID: job.NewID(), Name: "DEMO", Kind: job.Generic, Status: job.Pending, Unique: true,
 		Parameters: job.Parameters{"n": 1.5, "image": "demo"}}
-	err := b.store.Create(context.Background(), dup)
+	_, err := b.store.Create(context.Background(), dup)
 	var conflict *job.ConflictError
 	if !errors.As(err, &conflict) || conflict.ExistingID != first.ID {
 		t.Fatalf("Create of a duplicate = %v, want a ConflictError naming %s", err, first.ID)
@@ -180,14 +201,14 @@ func TestStartMovesToRunning(t *testing.T) {
 		}, Moved, func(old, _ int64) int64 { return old + 1 }},
 		{"WaitingForRetry", func(t *testing.T, b *bundle, st *job.Stats) {
 			b.store.Start(ctx, st.ID)
-			if r, err := b.store.Move(ctx, st.ID, st.Revision, job.Error, Fields{FieldRetryAt: "1700000100"}); err != nil || r.Outcome != Moved {
+			if r, err := move(ctx, b.store, st.ID, st.Revision, job.Error, 1700000100); err != nil || r.Outcome != Moved {
 				t.Fatalf("Move to Error = %+v, %v", r, err)
 			}
 			*b.now += 100
 		}, Moved, func(_, now int64) int64 { return now }},
 		{"FinalError", func(t *testing.T, b *bundle, st *job.Stats) {
 			b.store.Start(ctx, st.ID)
-			b.store.Move(ctx, st.ID, st.Revision, job.Error, nil)
+			move(ctx, b.store, st.ID, st.Revision, job.Error, 0)
 		}, Refused, nil},
 		{"Stopped", func(t *testing.T, b *bundle, st *job.Stats) {
 			if out, _, err := b.store.Stop(ctx, st, job.ActionStop); err != nil || out != StopDone {
@@ -253,7 +274,7 @@ func TestFinalStatusesGetTheirTTL(t *testing.T) {
 			b := setup(t)
 			st := b.newJob(t, nil)
 			b.store.Start(ctx, st.ID)
-			r, err := b.store.Move(ctx, st.ID, st.Revision, tc.to, nil)
+			r, err := move(ctx, b.store, st.ID, st.Revision, tc.to, 0)
 			if err != nil || r.Outcome != Moved || r.Stats.Status != tc.to {
 				t.Fatalf("Move = %+v, %v", r, err)
 			}
@@ -265,11 +286,11 @@ func TestFinalStatusesGetTheirTTL(t *testing.T) {
 				if other == tc.to {
 					continue
 				}
-				if r, _ := b.store.Move(ctx, st.ID, st.Revision, other, nil); r.Outcome != Refused || r.Current != tc.to {
+				if r, _ := move(ctx, b.store, st.ID, st.Revision, other, 0); r.Outcome != Refused || r.Current != tc.to {
 					t.Fatalf("%s -> %s: %+v, want Refused", tc.to, other, r)
 				}
 			}
-			if r, _ := b.store.Move(ctx, st.ID, st.Revision, tc.to, nil); r.Outcome != Same {
+			if r, _ := move(ctx, b.store, st.ID, st.Revision, tc.to, 0); r.Outcome != Same {
 				t.Fatalf("%s -> %s again: %+v, want Same", tc.to, tc.to, r)
 			}
 		})
@@ -312,7 +333,7 @@ func TestCheckinAtStrictlyIncreases(t *testing.T) {
 	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision-1, "old revision"); r.Outcome != Refused {
 		t.Fatalf("check-in of an old revision: %+v, want Refused", r)
 	}
-	b.store.Move(ctx, st.ID, st.Revision, job.Success, nil)
+	move(ctx, b.store, st.ID, st.Revision, job.Success, 0)
 	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision, "too late"); r.Outcome != Refused {
 		t.Fatalf("check-in after Success: %+v, want Refused", r)
 	}
@@ -325,7 +346,8 @@ func TestStop(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		st := b.newJob(t, func(s *job.Stats) { s.Unique = true })
-		out, got, err := b.store.Stop(ctx, st, job.ActionStop)
+		out, _, err := b.store.Stop(ctx, st, job.ActionStop)
+		got, _ := b.store.Get(ctx, st.ID)
 		if err != nil || out != StopDone || got.Status != job.Stopped {
 			t.Fatalf("Stop = %v, %+v, %v", out, got, err)
 		}
@@ -356,11 +378,12 @@ func TestStop(t *testing.T) {
 		b := setup(t)
 		st := b.newJob(t, nil)
 		b.store.Start(ctx, st.ID)
-		b.store.Move(ctx, st.ID, st.Revision, job.Error, Fields{FieldRetryAt: strconv.FormatInt(*b.now+30, 10)})
+		move(ctx, b.store, st.ID, st.Revision, job.Error, *b.now+30)
 		// gocraft/work's worker re-serialises the entry with its failure.
 		_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+31, fmt.Sprintf(`{"name":"DEMO","id":"%s","t":1,"args":{},"fails":1,"err":"x"}`, st.ID))
 		_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+31, `{"name":"DEMO","id":"someone-else","t":1,"args":{}}`)
-		out, got, err := b.store.Stop(ctx, st, job.ActionStop)
+		out, _, err := b.store.Stop(ctx, st, job.ActionStop)
+		got, _ := b.store.Get(ctx, st.ID)
 		if err != nil || out != StopDone || got.Status != job.Stopped || got.Revision <= st.Revision {
 			t.Fatalf("Stop = %v, %+v, %v; want Stopped in a new revision", out, got, err)
 		}
@@ -403,7 +426,7 @@ func TestStop(t *testing.T) {
 		b := setup(t)
 		st := b.newJob(t, nil)
 		b.store.Start(ctx, st.ID)
-		b.store.Move(ctx, st.ID, st.Revision, job.Success, nil)
+		move(ctx, b.store, st.ID, st.Revision, job.Success, 0)
 		if out, _, err := b.store.Stop(ctx, st, job.ActionStop); err != nil || out != StopFinal {
 			t.Fatalf("Stop = %v, %v", out, err)
 		}

@@ -1,0 +1,253 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/joblog"
+	"github.com/berth-dev/berth/host/internal/pluginhost"
+	"github.com/berth-dev/berth/host/internal/queue"
+	"github.com/berth-dev/berth/host/internal/runner"
+	"github.com/berth-dev/berth/host/internal/store"
+)
+
+// recordTimeout bounds recording how an attempt ended; it outlives a
+// shutdown.
+const recordTimeout = 10 * time.Second
+
+// Handle runs one attempt of a job a worker took (the queue's Handler):
+// it starts the attempt in the store, has the runner run it and records
+// how it ended. It returns an error only when the job could not be
+// handled at all (Redis unreachable at its start).
+func (c *Controller) Handle(j queue.Job) error {
+	log := lazyLog{c.log, j}
+	if c.base.Err() != nil {
+		c.requeue(j.ID, log)
+		return nil
+	}
+	jt, ok := c.opts.Plugins.JobType(j.Name)
+	if !ok {
+		log.Error("no plugin serves this job; dropping it")
+		return nil
+	}
+	release, ok := c.opts.Runner.Reserve(j.ID)
+	if !ok {
+		log.Error("this job is already running on this host; dropping the duplicate")
+		return nil
+	}
+	defer release()
+
+	res, err := c.st.Start(c.base, j.ID)
+	if err != nil {
+		log.Error("cannot mark the job Running", "error", err)
+		return err
+	}
+	c.publish(res.Events)
+	switch res.Outcome {
+	case store.Missing:
+		log.Warn("the job has no stats (expired or never submitted through Berth); dropping it")
+		return nil
+	case store.Refused:
+		log.Debug("the job is no longer runnable; dropping it", "status", res.Current)
+		return nil
+	case store.StoppedOnStart:
+		log.Info("the job was asked to stop while its host died; it is Stopped")
+		return nil
+	}
+	logger, err := c.opts.Logs.Open(j.ID)
+	if err != nil {
+		log.Error("cannot open the job log; the job runs without it", "error", err)
+		logger = discard{}
+	}
+	defer logger.Close()
+	a := runner.Attempt{ID: j.ID, Name: j.Name, Revision: res.Stats.Revision, Number: j.Fails + 1,
+		Params: res.Params, Properties: c.properties(j, res.Stats), Log: logger}
+	logger.Log(joblog.Debug, fmt.Sprintf("attempt %d of %s started (revision %d)", a.Number, j.Name, a.Revision))
+	out, err := c.opts.Runner.Run(c.base, a)
+	if err != nil {
+		log.Error("the runner refused the attempt", "error", err)
+		out = runner.Outcome{Kind: runner.Failed, Err: err.Error()}
+	}
+	c.finish(jt, j, a, out, log)
+	return nil
+}
+
+// properties are what a job gets as its properties.
+func (c *Controller) properties(j queue.Job, st *job.Stats) map[string]string {
+	props := make(map[string]string, len(c.opts.Properties)+4)
+	for k, v := range c.opts.Properties {
+		props[k] = v
+	}
+	props["job_id"], props["job_name"], props["revision"] = j.ID, j.Name, strconv.FormatInt(st.Revision, 10)
+	if st.UpstreamJobID != "" {
+		props["upstream_job_id"] = st.UpstreamJobID
+	}
+	return props
+}
+
+// finish records how an attempt ended and, for a failure, decides on the
+// retry: this is the one place that does.
+func (c *Controller) finish(jt pluginhost.JobType, j queue.Job, a runner.Attempt, out runner.Outcome, log lazyLog) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	end := store.Change{ID: a.ID, Revision: a.Revision}
+	switch out.Kind {
+	case runner.Stopped:
+		a.Log.Log(joblog.Info, fmt.Sprintf("the job was asked to %s; it is Stopped", out.Op))
+		end.To, end.Reason = job.Stopped, job.StopReason(out.Op)
+	case runner.Interrupted:
+		a.Log.Log(joblog.Warning, "the host shut down during the run; the job is queued again")
+		c.requeue(a.ID, log)
+		return
+	case runner.Succeeded:
+		end.To, end.Reason = job.Success, job.Succeeded
+	default:
+		c.fail(ctx, jt, j, a, out.Err, log)
+		return
+	}
+	c.move(ctx, end, log)
+}
+
+// fail records a failed attempt: Error, and a retry when the job type
+// allows one.
+func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Job, a runner.Attempt, reason string, log lazyLog) {
+	fails := a.Number
+	maxFails := int64(jt.MaxFails)
+	if maxFails == 0 {
+		maxFails = DefaultMaxFails
+	}
+	a.Log.Log(joblog.Error, fmt.Sprintf("attempt %d failed: %s", fails, reason))
+	end := store.Change{ID: a.ID, Revision: a.Revision, To: job.Error, Reason: job.Failed, Detail: reason}
+	if !jt.ShouldRetry || fails >= maxFails {
+		log.Info("job failed", "error", reason, "fails", fails)
+		c.move(ctx, end, log)
+		return
+	}
+	now := c.clk.Now()
+	delay := c.opts.Retry.Delay(int(fails))
+	at := now.Add(delay)
+	retryAt := at.Unix()
+	if at.Nanosecond() > 0 {
+		retryAt++ // due at the start of a whole second, never early
+	}
+	a.Log.Log(joblog.Info, fmt.Sprintf("retrying in %s (failure %d of at most %d)", delay.Round(time.Second), fails, maxFails))
+	end.Reason, end.RetryAt = job.RetryWait, retryAt
+	end.Retry = &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params, Unique: j.Unique,
+		Fails: fails, Err: reason, FailedAt: now.Unix()}
+	c.move(ctx, end, log)
+}
+
+// move records a change and publishes it.
+func (c *Controller) move(ctx context.Context, ch store.Change, log lazyLog) {
+	res, err := c.st.Move(ctx, ch)
+	if err != nil {
+		log.Error("cannot record the end of the attempt", "status", ch.To, "error", err)
+		return
+	}
+	c.publish(res.Events)
+	if res.Outcome == store.Refused {
+		log.Warn("the end of the attempt was not recorded: the job moved on", "status", ch.To, "current", res.Current)
+	}
+}
+
+// requeue queues a job again in a new revision; used at shutdown.
+func (c *Controller) requeue(id string, log lazyLog) {
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer cancel()
+	st, err := c.st.Get(ctx, id)
+	if err != nil {
+		log.Error("cannot queue the job again after shutdown", "error", err)
+		return
+	}
+	res, err := c.st.Requeue(ctx, st)
+	if err != nil {
+		log.Error("cannot queue the job again after shutdown", "error", err)
+		return
+	}
+	c.publish(res.Events)
+}
+
+// Checkin records the progress message of a running attempt
+// (runner.Reporter).
+func (c *Controller) Checkin(ctx context.Context, id string, revision int64, message string) error {
+	res, err := c.st.Checkin(ctx, id, revision, message)
+	if err != nil {
+		return err
+	}
+	c.publish(res.Events)
+	if res.Outcome != store.Moved {
+		return fmt.Errorf("job %s is no longer running (status %s)", id, res.Current)
+	}
+	return nil
+}
+
+// FailStale marks Error the running jobs whose last progress (start or
+// check-in) is older than maxSilence, and asks the host still running
+// each one, if any, to stop it. It returns how many it failed.
+func (c *Controller) FailStale(ctx context.Context, maxSilence time.Duration) (int, error) {
+	names, err := c.st.KnownJobs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	running, err := c.st.Running(ctx, names, 1000)
+	if err != nil {
+		return 0, err
+	}
+	now := c.clk.Now()
+	before := now.Add(-maxSilence).Unix()
+	failed := 0
+	for _, r := range running {
+		if r.UpdateTime >= before {
+			continue
+		}
+		detail := fmt.Sprintf("no progress since %s, longer than reaper.max_job_duration (%s)",
+			time.Unix(r.UpdateTime, 0).UTC().Format(time.RFC3339), maxSilence)
+		res, err := c.st.Move(ctx, store.Change{ID: r.ID, Revision: r.Revision, To: job.Error, Reason: job.Stale, Detail: detail,
+			Set: store.Fields{store.FieldDieAt: strconv.FormatInt(now.Unix(), 10)}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return failed, err
+			}
+			c.log.Warn("cannot mark a stale job Error", "job_id", r.ID, "error", err)
+			continue
+		}
+		c.publish(res.Events)
+		if res.Outcome != store.Moved {
+			continue
+		}
+		failed++
+		c.log.Warn("a running job showed no progress for longer than reaper.max_job_duration; it is marked Error",
+			"job_id", r.ID, "last_progress", time.Unix(r.UpdateTime, 0).UTC(), "max_job_duration", maxSilence)
+		c.opts.Runner.Signal(r.ID, job.ActionStop)
+		if err := c.st.Signal(ctx, r.ID, string(job.ActionStop)); err != nil {
+			c.log.Warn("cannot signal the host of a stale job", "job_id", r.ID, "error", err)
+		}
+	}
+	return failed, nil
+}
+
+// lazyLog adds the job to a log entry only when one is written: the
+// common path of a job logs nothing and should not pay for it.
+type lazyLog struct {
+	l hclog.Logger
+	j queue.Job
+}
+
+func (l lazyLog) with(args []any) []any {
+	return append([]any{"job_id", l.j.ID, "job_name", l.j.Name}, args...)
+}
+
+func (l lazyLog) Debug(msg string, args ...any) { l.l.Debug(msg, l.with(args)...) }
+func (l lazyLog) Info(msg string, args ...any)  { l.l.Info(msg, l.with(args)...) }
+func (l lazyLog) Warn(msg string, args ...any)  { l.l.Warn(msg, l.with(args)...) }
+func (l lazyLog) Error(msg string, args ...any) { l.l.Error(msg, l.with(args)...) }
+
+type discard struct{}
+
+func (discard) Log(joblog.Level, string) {}
+func (discard) Close() error             { return nil }
