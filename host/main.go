@@ -1,10 +1,3 @@
-// Command berth is the Berth job service host: it serves Harbor's job
-// service REST API, runs jobs from Redis through job plugins and reports
-// their status to web hooks.
-//
-//	berth -c config.yml
-//
-// See README.md for the configuration and its environment overrides.
 package main
 
 import (

@@ -14,4 +14,6 @@
 //	fail         bool
 //	crash        bool
 //	log_lines    integer, 0 to 100000
+//
+// It imports sdk only, never the host.
 package main

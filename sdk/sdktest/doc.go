@@ -5,4 +5,6 @@
 // log lines and launched sub-jobs are recorded for the test to inspect.
 // Start runs a job in the background so that a test can stop or cancel it
 // the way an operator would through the API.
+//
+// It is for tests of plugins; a plugin's main never imports it.
 package sdktest

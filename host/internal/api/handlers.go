@@ -80,6 +80,21 @@ func (s *server) list(x *exchange, _ httprouter.Params) error {
 		}
 		q.Kind = job.Kind(k)
 	}
+	if st := v.Get("status"); st != "" {
+		if job.Status(st).Validate() != nil {
+			return job.BadRequest(fmt.Sprintf(
+				`query parameter "status" is %q: it must be one of Pending, Scheduled, Running, Stopped, Error, Success`, clip(st)))
+		}
+		q.Status = job.Status(st)
+	}
+	if n := v.Get("name"); n != "" {
+		q.Name = n
+	}
+	if (q.Status != "" || q.Name != "") && (q.Kind == job.KindScheduled || q.Kind == job.Periodic) {
+		return job.BadRequest(fmt.Sprintf(
+			`query parameters "status" and "name" cannot go with kind=%s, which lists the %s: leave kind out or use kind=Generic`,
+			q.Kind, map[job.Kind]string{job.KindScheduled: "jobs waiting for their run time", job.Periodic: "active periodic policies"}[q.Kind]))
+	}
 	if c := v.Get("cursor"); c != "" {
 		if !isCursor(c) {
 			return job.BadRequest(fmt.Sprintf(

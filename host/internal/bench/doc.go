@@ -23,4 +23,7 @@
 // Run starts), HOLD (waits for stop) and PROFILE_STOP. Run it from the
 // module root. Benchmarks report; tests check behaviour: no figure here is
 // asserted by `make test`.
+//
+// It is a measuring tool run by `make bench`; nothing in the product
+// imports it, and its figures are never asserted by tests.
 package main

@@ -1,6 +1,3 @@
-// Package clock is the host's injectable time: the real clock in
-// production, a fake one (testkit/fakeclock) in tests that must move time
-// without waiting for it.
 package clock
 
 import "time"

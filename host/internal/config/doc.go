@@ -32,4 +32,7 @@
 // restart) are valid; Warnings lists them so that main can say so loudly.
 //
 // testdata/full.yml shows every key with a comment.
+//
+// It only reads and checks; it opens no connection and starts nothing
+// (package redisx parses the Redis URL it validates).
 package config

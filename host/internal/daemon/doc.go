@@ -4,4 +4,7 @@
 // in order on shutdown (stop taking API calls and jobs, give running jobs
 // the grace period, then end them, which queues them again for another
 // host, and only then stop the plugins).
+//
+// It wires the host's packages together and owns their start and stop
+// order; it holds no job logic of its own.
 package daemon

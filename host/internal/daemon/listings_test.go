@@ -286,3 +286,69 @@ func TestListingsRefuseBadQueries(t *testing.T) {
 		t.Errorf("Total-Count %q", r.Header.Get("Total-Count"))
 	}
 }
+
+// TestListByStatusAndNameGivesFullPages: the listing indices make every
+// page of a filtered listing full but the last, however the jobs of
+// other statuses, names and kinds are mixed in.
+func TestListByStatusAndNameGivesFullPages(t *testing.T) {
+	t.Parallel()
+	h := hosttest.NewCluster(t).Start(t, nil)
+	var done []string
+	for i := 0; i < 12; i++ {
+		done = append(done, h.Submit(t, "NOOP", map[string]any{"i": float64(i)}, nil).ID)
+		h.Submit(t, "DEMO", demo(nil), map[string]any{"kind": "Scheduled", "schedule_delay": 600})
+	}
+	for i := 0; i < 5; i++ {
+		h.Submit(t, "SPAWN", map[string]any{"name": "NOPE"}, nil) // ends in Error
+	}
+	for _, id := range done {
+		h.WaitStatus(t, id, job.Success, wait)
+	}
+	walk := func(query string) []string {
+		var got []string
+		cursor := ""
+		for page := 1; ; page++ {
+			path := "/api/v1/jobs?page_size=5&" + query
+			if cursor != "" {
+				path += "&cursor=" + cursor
+			}
+			list, r := listPage(t, h, path)
+			cursor = r.Header.Get("Next-Cursor")
+			got = append(got, idsOf(list)...)
+			if cursor == "0" {
+				return got
+			}
+			if len(list) != 5 {
+				t.Fatalf("%s: page %d holds %d jobs with more to come (Next-Cursor %s): a page must be full", query, page, len(list), cursor)
+			}
+			if page > 100 {
+				t.Fatalf("%s: no end after %d pages", query, page)
+			}
+		}
+	}
+	got := walk("status=Success&name=NOOP")
+	if len(got) != len(done) {
+		t.Fatalf("status=Success&name=NOOP listed %d jobs, want %d", len(got), len(done))
+	}
+	want := map[string]bool{}
+	for _, id := range done {
+		want[id] = true
+	}
+	for _, id := range got {
+		if !want[id] {
+			t.Fatalf("status=Success&name=NOOP listed %s, which is not one of them", id)
+		}
+	}
+	if got := walk("kind=Generic&name=DEMO"); len(got) != 0 {
+		t.Fatalf("kind=Generic&name=DEMO listed %d jobs; every DEMO job here is Scheduled", len(got))
+	}
+	if got := walk("status=Scheduled"); len(got) != 12 {
+		t.Fatalf("status=Scheduled listed %d jobs, want 12", len(got))
+	}
+	if got := walk("kind=Generic"); len(got) != 17 {
+		t.Fatalf("kind=Generic listed %d jobs, want 17", len(got))
+	}
+	if body := errorOf(t, h.Do(t, http.MethodGet, "/api/v1/jobs?status=Finished", hosttest.Auth, nil), http.StatusBadRequest); body.Code != 10013 {
+		t.Fatalf("bad status: %+v", body)
+	}
+}

@@ -14,4 +14,7 @@
 // others nothing but a Redis round trip per event. Memory and goroutines
 // stay bounded however many endpoints are down: the workers are fixed and
 // the breaker remembers a bounded number of endpoints.
+//
+// It never queues events (the store does, with the change they report)
+// and never changes a job's status.
 package hook

@@ -5,4 +5,6 @@
 // the api package) HTTP statuses.
 //
 // The JSON shapes here are the wire contract of Harbor 2.x's job service.
+//
+// It holds types and pure rules only: no I/O, no Redis, no HTTP.
 package job

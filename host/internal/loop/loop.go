@@ -1,9 +1,3 @@
-// Package loop runs the background work of a host component (the due-job
-// mover, the periodic scheduler, the reaper, the job log sweeper): one
-// goroutine that runs a function again and again, each run saying how long
-// to wait before the next, woken early by Kick, until Stop. It owns the
-// timer, the kick and the stop of every such loop; the components own only
-// what one run does.
 package loop
 
 import (

@@ -11,4 +11,7 @@
 // {"@message":1} makes panic), every plugin gets a parent-death signal so it
 // does not outlive a killed host, gRPC message limits are raised on both
 // sides, and killing a plugin is bounded in time.
+//
+// It knows nothing of Redis, statuses or retries: it runs calls into
+// plugins and reports what they answered.
 package pluginhost

@@ -4,4 +4,7 @@
 // the job's host, an idle worker wakes for a new job); whoever relies on
 // them also has a way to catch up on what was missed while disconnected,
 // which OnConnect triggers.
+//
+// It only delivers messages to handlers; it never publishes and never
+// decides what a message means.
 package pubsub

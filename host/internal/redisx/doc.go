@@ -30,4 +30,6 @@
 // Other packages take the pool from here and neither dial Redis nor import
 // miniredis themselves; key names and commands belong to the packages that
 // use the pool.
+//
+// It knows nothing of jobs or keys: it only hands out connections.
 package redisx

@@ -1,13 +1,23 @@
 // Package store owns Berth's data in Redis: every key's spelling (keys.go,
 // the only place that knows them, gocraft/work's included), the stats hash
-// of each job, and the Lua scripts that change them atomically.
+// of each job, the listing indices, and the Lua scripts that change them
+// atomically.
 //
 // A job's stats are written in the same script that makes the job visible
-// to workers, so a worker never finds a job without stats. Every status
-// change is one script (one round trip) that applies the rule of
-// job.CanMove; final statuses get their TTL in the same script.
+// to workers, so a worker never finds a job without stats. Every change is
+// one script (one round trip). The scripts share one prelude (scripts.go):
+// move is the only code that changes a status, and applies the rule of
+// job.CanMove, the TTL of a final status, the job's listing index, the
+// trim of its parent's executions and its status hook event in the same
+// step; checkin and insert share the rest. Each script returns the
+// job.Event values of the changes it made.
 //
 // gocraft/work's own keys keep gocraft/work's layout (Harbor's dashboard
-// and exporters read them); Berth writes job entries in gocraft/work's JSON
-// format so that its workers run them unchanged.
+// and exporters read them) and reach the scripts as KEYS; Berth writes job
+// entries in gocraft/work's JSON format so that its workers run them
+// unchanged.
+//
+// It changes jobs only when asked by the lifecycle owner (package jobs),
+// which publishes the events its changes return; it decides nothing about
+// retries, schedules or hooks.
 package store

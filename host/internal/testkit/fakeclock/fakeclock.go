@@ -1,6 +1,3 @@
-// Package fakeclock is a clock.Clock for tests: time stands still until
-// the test moves it with Advance or Set, and timers fire when the time
-// they wait for is reached.
 package fakeclock
 
 import (

@@ -2,4 +2,6 @@
 // redis-server (redistest), real plugin binaries (plugintest), and the
 // REST API on a real loopback listener, with an HTTP client that speaks
 // Harbor's job service API.
+//
+// Tests only: nothing outside tests may import it.
 package hosttest

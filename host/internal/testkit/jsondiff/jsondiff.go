@@ -1,6 +1,3 @@
-// Package jsondiff compares decoded JSON values field by field, for golden
-// file tests: a renamed, missing, added or retyped field is a difference,
-// and each difference names its path.
 package jsondiff
 
 import (

@@ -7,4 +7,6 @@
 // product plugins. Besides the product plugins (demo, scan, gc,
 // replication) it knows two fixtures: "fixture", which serves job types
 // that misbehave on purpose, and "dupdemo", which claims the name DEMO.
+//
+// Tests only: nothing outside tests may import it.
 package plugintest

@@ -1,5 +1,3 @@
-// Package procs helps tests look at processes (is a plugin still alive?)
-// and collect concurrent output.
 package procs
 
 import (

@@ -1,5 +1,3 @@
-// Command dupdemo is a test fixture: a plugin that claims the job name
-// DEMO, which the demo plugin serves too.
 package main
 
 import (
