@@ -21,7 +21,7 @@ import (
 // *job.ConflictError, *job.StatusMismatchError, job.ErrUnknownAction),
 // wrapped or not, become their own HTTP statuses; any other error is a 500.
 type Backend interface {
-	// Submit runs or schedules a job; req has passed req.Check().
+	// Submit runs or schedules a job; req has passed job.Check.
 	Submit(ctx context.Context, req *job.RequestJob) (*job.Stats, error)
 	// Get returns the stats of a job or of a periodic execution.
 	Get(ctx context.Context, id string) (*job.Stats, error)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 
+	"github.com/berth-dev/berth/host/client"
 	"github.com/berth-dev/berth/host/internal/job"
 )
 
@@ -56,12 +57,8 @@ var messages = map[int]string{
 	codeStatusMismatch: "mismatch job status",
 }
 
-// errorBody is every error answer.
-type errorBody struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	Details string `json:"details"`
-}
+// errorBody is every error answer (the client package reads it).
+type errorBody = client.ErrorBody
 
 // reply is how an error is answered.
 type reply struct {

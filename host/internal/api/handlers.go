@@ -53,7 +53,7 @@ func (s *server) submit(x *exchange, _ httprouter.Params) error {
 	if err := s.decode(x, &req, exampleSubmit); err != nil {
 		return err
 	}
-	if err := req.Job.Check(); err != nil {
+	if err := job.Check(req.Job); err != nil {
 		return err
 	}
 	st, err := s.backend.Submit(x.req.Context(), req.Job)

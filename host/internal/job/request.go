@@ -3,36 +3,38 @@ package job
 import (
 	"errors"
 	"fmt"
+
+	"github.com/berth-dev/berth/host/client"
 )
 
-// Request is the body of POST /api/v1/jobs.
-type Request struct {
-	Job *RequestJob `json:"job"`
-}
+// Submission and action types.
+type (
+	// Request is the body of POST /api/v1/jobs.
+	Request = client.Request
+	// RequestJob is a job submission.
+	RequestJob = client.RequestJob
+	// Metadata says how to run a submitted job.
+	Metadata = client.Metadata
+	// ActionRequest is the body of POST /api/v1/jobs/{id}.
+	ActionRequest = client.ActionRequest
+	// Action is an operator's request on a job.
+	Action = client.Action
+)
 
-// RequestJob is a job submission.
-type RequestJob struct {
-	Name       string     `json:"name"`
-	Parameters Parameters `json:"parameters"`
-	StatusHook string     `json:"status_hook"`
-	Metadata   *Metadata  `json:"metadata"`
-}
-
-// Metadata says how to run a submitted job.
-type Metadata struct {
-	Kind          Kind   `json:"kind"`
-	ScheduleDelay uint64 `json:"schedule_delay,omitempty"`
-	CronSpec      string `json:"cron_spec,omitempty"`
-	Unique        bool   `json:"unique"`
-}
+// Actions.
+const (
+	ActionStop   = client.ActionStop
+	ActionCancel = client.ActionCancel
+	ActionRetry  = client.ActionRetry
+)
 
 // MaxScheduleDelay bounds schedule_delay (ten years, in seconds).
 const MaxScheduleDelay = 10 * 365 * 24 * 3600
 
-// Check checks what can be checked without the job's plugin and without
-// parsing the cron spec (package period does that). Errors are
-// *BadRequestError.
-func (r *RequestJob) Check() error {
+// Check checks what can be checked of a submission without the job's
+// plugin and without parsing the cron spec (package periodic does that),
+// and gives nil parameters the empty object. Errors are *BadRequestError.
+func Check(r *RequestJob) error {
 	if r == nil {
 		return BadRequest(`the request has no "job" object: send {"job":{"name":...,"metadata":{"kind":...}}}`)
 	}
@@ -64,21 +66,6 @@ func (r *RequestJob) Check() error {
 	}
 	return nil
 }
-
-// ActionRequest is the body of POST /api/v1/jobs/{id}.
-type ActionRequest struct {
-	Action Action `json:"action"`
-}
-
-// Action is an operator's request on a job.
-type Action string
-
-// Actions.
-const (
-	ActionStop   Action = "stop"
-	ActionCancel Action = "cancel"
-	ActionRetry  Action = "retry"
-)
 
 // Errors shared by every layer; package api maps them to HTTP statuses.
 var (

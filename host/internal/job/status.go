@@ -1,49 +1,22 @@
 package job
 
-import "fmt"
+import "github.com/berth-dev/berth/host/client"
 
-// Status is a job's status.
-type Status string
+// Status is a job's status (Code, Final and Validate are its methods).
+type Status = client.Status
 
 // Statuses, in the order a revision moves through them.
 const (
-	Pending   Status = "Pending"
-	Scheduled Status = "Scheduled"
-	Running   Status = "Running"
-	Stopped   Status = "Stopped"
-	Error     Status = "Error"
-	Success   Status = "Success"
+	Pending   = client.Pending
+	Scheduled = client.Scheduled
+	Running   = client.Running
+	Stopped   = client.Stopped
+	Error     = client.Error
+	Success   = client.Success
 )
 
 // Statuses lists every status.
-var Statuses = []Status{Pending, Scheduled, Running, Stopped, Error, Success}
-
-// Code is the rank of the status within a revision: Pending 0, Scheduled 1,
-// Running 2, the final ones 3. It is -1 for an unknown status.
-func (s Status) Code() int {
-	switch s {
-	case Pending:
-		return 0
-	case Scheduled:
-		return 1
-	case Running:
-		return 2
-	case Stopped, Error, Success:
-		return 3
-	}
-	return -1
-}
-
-// Validate reports an unknown status.
-func (s Status) Validate() error {
-	if s.Code() < 0 {
-		return fmt.Errorf("job: unknown status %q", string(s))
-	}
-	return nil
-}
-
-// Final tells whether the status ends a revision.
-func (s Status) Final() bool { return s.Code() == 3 }
+var Statuses = client.Statuses
 
 // CanMove is the rule for every status change of a job: a newer revision
 // may take any status; within a revision a status only moves forward, and a

@@ -24,7 +24,7 @@ func (c *Controller) Launch(ctx context.Context, parentID string, request []byte
 	if err := json.Unmarshal(request, &req); err != nil {
 		return nil, job.BadRequest(fmt.Sprintf("the sub-job request is not JSON: %v", err))
 	}
-	if err := req.Check(); err != nil {
+	if err := job.Check(&req); err != nil {
 		return nil, err
 	}
 	return c.submit(ctx, &req, parentID)
