@@ -1,0 +1,354 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/joblog"
+	"github.com/berth-dev/berth/host/internal/pluginhost"
+	"github.com/berth-dev/berth/sdk/proto"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const waitLimit = 10 * time.Second
+
+// plugin is the plugin host as the runner sees it: each Run does what run
+// says; Signal is recorded and, unless refuse is set, ends the run.
+type plugin struct {
+	run    func(ctx context.Context, req pluginhost.RunRequest, stop <-chan struct{}) (pluginhost.RunResult, error)
+	refuse bool
+
+	mu      sync.Mutex
+	signals []string
+	stop    chan struct{}
+}
+
+func (p *plugin) Run(ctx context.Context, req pluginhost.RunRequest) (pluginhost.RunResult, error) {
+	p.mu.Lock()
+	if p.stop == nil {
+		p.stop = make(chan struct{})
+	}
+	stop := p.stop
+	p.mu.Unlock()
+	return p.run(ctx, req, stop)
+}
+
+func (p *plugin) Signal(_ context.Context, _, id string, cmd proto.OPCommand) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.signals = append(p.signals, cmd.String()+" "+id)
+	if p.refuse {
+		return false, errors.New("the plugin is gone")
+	}
+	if p.stop == nil {
+		p.stop = make(chan struct{})
+	}
+	close(p.stop)
+	return true, nil
+}
+
+// reporter records check-ins and launches.
+type reporter struct {
+	mu       sync.Mutex
+	checkins []string
+}
+
+func (r *reporter) Checkin(_ context.Context, id string, rev int64, msg string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checkins = append(r.checkins, id+" "+msg)
+	return nil
+}
+
+func (r *reporter) Launch(_ context.Context, parent string, req []byte) (*job.Stats, error) {
+	return &job.Stats{ID: "000000000000000000000sub", UpstreamJobID: parent}, nil
+}
+
+type lines struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (l *lines) Log(level joblog.Level, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.l = append(l.l, level.String()+" "+msg)
+}
+func (l *lines) Close() error { return nil }
+
+func setup(t *testing.T, p *plugin, opts Options) (*Runner, *reporter) {
+	t.Helper()
+	r := New(opts)
+	rep := &reporter{}
+	r.Bind(p, rep)
+	return r, rep
+}
+
+const id = "0123456789abcdef01234567"
+
+func newAttempt() Attempt {
+	return Attempt{ID: id, Name: "DEMO", Revision: 7, Number: 1, Params: []byte(`{}`), Log: &lines{}}
+}
+
+// run reserves and runs an attempt.
+func run(t *testing.T, r *Runner, ctx context.Context) Outcome {
+	t.Helper()
+	release, ok := r.Reserve(id)
+	if !ok {
+		t.Fatal("Reserve refused")
+	}
+	defer release()
+	out, err := r.Run(ctx, newAttempt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		run  func(ctx context.Context, req pluginhost.RunRequest, stop <-chan struct{}) (pluginhost.RunResult, error)
+		want Outcome
+	}{
+		{"Success", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{}, nil
+		}, Outcome{Kind: Succeeded}},
+		{"JobError", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{Err: "no such image"}, nil
+		}, Outcome{Kind: Failed, Err: "no such image"}},
+		{"Panic", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{Err: "nil map", Panicked: true}, nil
+		}, Outcome{Kind: Failed, Err: "the job panicked: nil map"}},
+		{"PluginCrashed", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{}, pluginhost.ErrPluginFailed
+		}, Outcome{Kind: Failed, Err: pluginhost.ErrPluginFailed.Error()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, _ := setup(t, &plugin{run: tc.run}, Options{})
+			if got := run(t, r, context.Background()); got != tc.want {
+				t.Fatalf("outcome %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// holding runs until its context ends or it is signalled.
+func holding(ctx context.Context, _ pluginhost.RunRequest, stop <-chan struct{}) (pluginhost.RunResult, error) {
+	select {
+	case <-ctx.Done():
+		return pluginhost.RunResult{}, ctx.Err()
+	case <-stop:
+		return pluginhost.RunResult{Err: "stopped"}, nil
+	}
+}
+
+func TestStopIsRelayedToThePlugin(t *testing.T) {
+	t.Parallel()
+	for _, op := range []job.Action{job.ActionStop, job.ActionCancel} {
+		t.Run(string(op), func(t *testing.T) {
+			t.Parallel()
+			p := &plugin{run: holding}
+			r, _ := setup(t, p, Options{StopGrace: time.Hour})
+			done := make(chan Outcome, 1)
+			release, _ := r.Reserve(id)
+			defer release()
+			go func() { out, _ := r.Run(context.Background(), newAttempt()); done <- out }()
+			waitRunning(t, r)
+			r.Signal(id, op)
+			r.Signal(id, job.ActionStop) // the first request wins
+			out := wait(t, done)
+			if out.Kind != Stopped || out.Op != op {
+				t.Fatalf("outcome %+v, want Stopped by %s", out, op)
+			}
+			want := "OP_COMMAND_STOP " + id
+			if op == job.ActionCancel {
+				want = "OP_COMMAND_CANCEL " + id
+			}
+			if len(p.signals) != 1 || p.signals[0] != want {
+				t.Fatalf("signals %q, want [%s]", p.signals, want)
+			}
+		})
+	}
+}
+
+func TestAStopBeforeTheRunBeginsEndsItAtOnce(t *testing.T) {
+	t.Parallel()
+	p := &plugin{run: holding}
+	r, _ := setup(t, p, Options{StopGrace: time.Hour})
+	release, _ := r.Reserve(id)
+	defer release()
+	r.Signal(id, job.ActionStop) // reserved, not yet running
+	done := make(chan Outcome, 1)
+	go func() { out, _ := r.Run(context.Background(), newAttempt()); done <- out }()
+	if out := wait(t, done); out.Kind != Stopped || out.Op != job.ActionStop {
+		t.Fatalf("outcome %+v; want Stopped", out)
+	}
+}
+
+func TestAPluginThatIgnoresTheStopIsCancelledAfterTheGrace(t *testing.T) {
+	t.Parallel()
+	p := &plugin{refuse: true, run: func(ctx context.Context, _ pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
+		<-ctx.Done()
+		return pluginhost.RunResult{}, context.Cause(ctx)
+	}}
+	r, _ := setup(t, p, Options{StopGrace: time.Hour})
+	done := make(chan Outcome, 1)
+	release, _ := r.Reserve(id)
+	defer release()
+	go func() { out, _ := r.Run(context.Background(), newAttempt()); done <- out }()
+	waitRunning(t, r)
+	r.Signal(id, job.ActionStop)
+	if out := wait(t, done); out.Kind != Stopped {
+		t.Fatalf("outcome %+v", out)
+	}
+
+	// A plugin that takes the signal but does not return within the grace.
+	p2 := &plugin{run: func(ctx context.Context, _ pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
+		<-ctx.Done()
+		return pluginhost.RunResult{}, context.Cause(ctx)
+	}}
+	r2, _ := setup(t, p2, Options{StopGrace: 20 * time.Millisecond})
+	release2, _ := r2.Reserve(id)
+	defer release2()
+	go func() { out, _ := r2.Run(context.Background(), newAttempt()); done <- out }()
+	waitRunning(t, r2)
+	r2.Signal(id, job.ActionCancel)
+	if out := wait(t, done); out.Kind != Stopped || out.Op != job.ActionCancel {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+func TestTimeoutAndShutdown(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t, &plugin{run: holding}, Options{JobTimeout: 20 * time.Millisecond})
+	out := run(t, r, context.Background())
+	if out.Kind != Failed || !strings.Contains(out.Err, "job_timeout") {
+		t.Fatalf("outcome %+v, want a failure naming job_timeout", out)
+	}
+	r2, _ := setup(t, &plugin{run: holding}, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Outcome, 1)
+	release, _ := r2.Reserve(id)
+	defer release()
+	go func() { out, _ := r2.Run(ctx, newAttempt()); done <- out }()
+	waitRunning(t, r2)
+	cancel()
+	if out := wait(t, done); out.Kind != Interrupted {
+		t.Fatalf("outcome %+v, want Interrupted", out)
+	}
+}
+
+func TestReserveAndCallbacks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var r *Runner
+	var rep *reporter
+	log := &lines{}
+	r, rep = setup(t, &plugin{run: func(ctx context.Context, req pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
+		if err := r.Checkin(ctx, req.JobID, "half"); err != nil {
+			return pluginhost.RunResult{Err: err.Error()}, nil
+		}
+		if err := r.Checkin(ctx, req.JobID, ""); err == nil {
+			return pluginhost.RunResult{Err: "an empty check-in was taken"}, nil
+		}
+		if err := r.Log(ctx, req.JobID, []*proto.LogEntry{{Level: proto.LogLevel_LOG_LEVEL_WARNING, Message: "careful"}}); err != nil {
+			return pluginhost.RunResult{Err: err.Error()}, nil
+		}
+		raw, err := r.LaunchJob(ctx, req.JobID, []byte(`{"name":"SUB"}`))
+		if err != nil || !strings.Contains(string(raw), `"upstream_job_id":"`+req.JobID+`"`) {
+			return pluginhost.RunResult{Err: "launch: " + string(raw)}, nil
+		}
+		return pluginhost.RunResult{}, nil
+	}}, Options{})
+	if err := r.Checkin(ctx, id, "not running"); err == nil {
+		t.Fatal("a check-in of a job not running here was taken")
+	}
+	release, ok := r.Reserve(id)
+	if !ok {
+		t.Fatal("Reserve refused")
+	}
+	if _, again := r.Reserve(id); again {
+		t.Fatal("a second Reserve of a running job was taken")
+	}
+	if err := r.Checkin(ctx, id, "reserved, not started"); err == nil {
+		t.Fatal("a check-in before the run began was taken")
+	}
+	a := newAttempt()
+	a.Log = log
+	out, err := r.Run(ctx, a)
+	release()
+	if err != nil || out.Kind != Succeeded {
+		t.Fatalf("Run = %+v, %v", out, err)
+	}
+	if len(rep.checkins) != 1 || rep.checkins[0] != id+" half" {
+		t.Fatalf("check-ins %q", rep.checkins)
+	}
+	if len(log.l) != 1 || log.l[0] != "WARNING careful" {
+		t.Fatalf("log %q", log.l)
+	}
+	if _, err := r.Run(ctx, newAttempt()); !errors.Is(err, ErrNotReserved) {
+		t.Fatalf("Run without Reserve: %v", err)
+	}
+	if len(r.Running()) != 0 {
+		t.Fatalf("still running: %v", r.Running())
+	}
+}
+
+func TestOnSignal(t *testing.T) {
+	t.Parallel()
+	p := &plugin{run: holding}
+	r, _ := setup(t, p, Options{StopGrace: time.Hour})
+	done := make(chan Outcome, 1)
+	release, _ := r.Reserve(id)
+	defer release()
+	go func() { out, _ := r.Run(context.Background(), newAttempt()); done <- out }()
+	waitRunning(t, r)
+	for _, bad := range []string{"", "stop", "pause " + id, "stop" + id} {
+		r.OnSignal(bad)
+	}
+	r.OnSignal("stop 000000000000000000000000") // another job
+	select {
+	case out := <-done:
+		t.Fatalf("a malformed or foreign signal ended the run: %+v", out)
+	default:
+	}
+	r.OnSignal("cancel " + id)
+	if out := wait(t, done); out.Kind != Stopped || out.Op != job.ActionCancel {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+// waitRunning waits until the attempt's run began.
+func waitRunning(t *testing.T, r *Runner) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for r.started(id) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the run never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func wait(t *testing.T, done <-chan Outcome) Outcome {
+	t.Helper()
+	select {
+	case out := <-done:
+		return out
+	case <-time.After(waitLimit):
+		t.Fatal("the run did not end")
+	}
+	return Outcome{}
+}
