@@ -52,7 +52,8 @@ type Options struct {
 
 // Deliverer delivers hook events.
 type Deliverer struct {
-	opts    Options
+	opts      Options
+	ownClient bool // the client is the deliverer's: Stop closes its connections
 	log     hclog.Logger
 	retry   backoff.Policy
 	breaker *breaker
@@ -73,9 +74,10 @@ func New(opts Options) *Deliverer {
 	if opts.BackoffBase <= 0 {
 		opts.BackoffBase = time.Second
 	}
-	if opts.BackoffMax < opts.BackoffBase {
-		opts.BackoffMax = max(opts.BackoffBase, 5*time.Minute)
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 5 * time.Minute
 	}
+	opts.BackoffMax = max(opts.BackoffMax, opts.BackoffBase)
 	if opts.MaxIdleWait <= 0 {
 		opts.MaxIdleWait = 5 * time.Second
 	}
@@ -88,9 +90,14 @@ func New(opts Options) *Deliverer {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	if opts.Client == nil {
+	ownClient := opts.Client == nil
+	if ownClient {
 		opts.Client = &http.Client{
 			Timeout: opts.Timeout,
+			// A redirect is not a delivery: following it would send the
+			// event's body nowhere (a GET to the Location) and count the
+			// answer as an ack. The 3xx is a failure, retried.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Transport: &http.Transport{
 				Proxy:               http.ProxyFromEnvironment,
 				DialContext:         (&net.Dialer{Timeout: opts.Timeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -101,7 +108,7 @@ func New(opts Options) *Deliverer {
 	}
 	retry := backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax, Jitter: 0.25}
 	return &Deliverer{
-		opts: opts, log: opts.Logger, retry: retry,
+		opts: opts, log: opts.Logger, retry: retry, ownClient: ownClient,
 		breaker: newBreaker(opts.BreakerThreshold, opts.BreakerEndpoints, backoff.Policy{Base: opts.BackoffBase, Max: opts.BackoffMax}),
 		wake:    make(chan struct{}, opts.Workers),
 	}
@@ -128,7 +135,7 @@ func (d *Deliverer) Stop() {
 			d.wg.Wait()
 		}
 	})
-	if t, ok := d.opts.Client.Transport.(*http.Transport); ok {
+	if t, ok := d.opts.Client.Transport.(*http.Transport); ok && d.ownClient {
 		t.CloseIdleConnections()
 	}
 }
@@ -174,7 +181,11 @@ func (d *Deliverer) work(ctx context.Context, poller bool) {
 			continue
 		}
 		if ev == nil {
-			if !poller {
+			// With nothing queued only the poller keeps a timer; with an
+			// event queued for later (a retry), every idle worker wakes
+			// when it is due, so that a retry waits for its backoff and
+			// not for the poller.
+			if next.IsZero() && !poller {
 				d.sleep(ctx, nil, 0)
 				continue
 			}
@@ -223,7 +234,8 @@ func (d *Deliverer) deliver(ctx context.Context, ev *store.HookEvent) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if wait, open := d.breaker.open(endpoint); open {
-		if err := d.opts.Store.FailHook(rctx, ev, wait); err != nil {
+		// Skipped, not tried: the event's own backoff does not grow.
+		if err := d.opts.Store.DelayHook(rctx, ev, wait); err != nil {
 			log.Warn("cannot reschedule a hook event", "error", err)
 		}
 		return
@@ -238,7 +250,7 @@ func (d *Deliverer) deliver(ctx context.Context, ev *store.HookEvent) {
 	}
 	if ctx.Err() != nil {
 		// Shutting down: let another host send it now.
-		_ = d.opts.Store.FailHook(rctx, ev, 0)
+		_ = d.opts.Store.DelayHook(rctx, ev, 0)
 		return
 	}
 	d.breaker.failure(endpoint)

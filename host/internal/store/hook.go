@@ -91,12 +91,22 @@ func (s *Store) AckHook(ctx context.Context, ev *HookEvent) error {
 // FailHook counts a failed delivery of ev and makes it due again after
 // wait.
 func (s *Store) FailHook(ctx context.Context, ev *HookEvent, wait time.Duration) error {
+	return s.rescheduleHook(ctx, ev, wait, 1)
+}
+
+// DelayHook makes ev due again after wait without counting a failure (it
+// was not tried).
+func (s *Store) DelayHook(ctx context.Context, ev *HookEvent, wait time.Duration) error {
+	return s.rescheduleHook(ctx, ev, wait, 0)
+}
+
+func (s *Store) rescheduleHook(ctx context.Context, ev *HookEvent, wait time.Duration, count int) error {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_, err = scriptFailHook.DoContext(ctx, conn, s.keys.HooksDue(), s.keys.HookAttempts(), ev.Stats.ID, s.now().Add(wait).UnixMilli())
+	_, err = scriptFailHook.DoContext(ctx, conn, s.keys.HooksDue(), s.keys.HookAttempts(), ev.Stats.ID, s.now().Add(wait).UnixMilli(), count)
 	if err != nil {
 		return fmt.Errorf("store: reschedule hook event of %s: %w", ev.Stats.ID, err)
 	}

@@ -575,13 +575,13 @@ end
 return 'ok'
 `)
 
-// scriptFailHook counts a failed delivery and makes the job due again
-// later.
+// scriptFailHook makes the job due again later and counts a failed
+// delivery (when count is 1).
 //
 // KEYS: due, attempts
-// ARGV: id, due at ms
+// ARGV: id, due at ms, count (1|0)
 var scriptFailHook = redis.NewScript(2, `
-redis.call('hincrby', KEYS[2], ARGV[1], 1)
+if ARGV[3] == '1' then redis.call('hincrby', KEYS[2], ARGV[1], 1) end
 redis.call('zadd', KEYS[1], 'XX', ARGV[2], ARGV[1])
 return 'ok'
 `)
