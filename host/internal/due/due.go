@@ -81,14 +81,15 @@ func (m *Mover) moveDue(ctx context.Context) time.Duration {
 		if dropped > 0 {
 			m.opts.Logger.Error("dropped malformed entries from the scheduled or retry set", "count", dropped)
 		}
-		if moved < m.opts.Batch {
-			if next == 0 {
-				return m.opts.MaxWait
-			}
-			// Scores are whole seconds: a job is due at the start of its
-			// second.
-			return min(max(time.Unix(next, 0).Sub(m.opts.Clock.Now()), 0), m.opts.MaxWait)
+		if next == 0 {
+			return m.opts.MaxWait
 		}
-		// A full batch: more may be due.
+		at := time.Unix(next, 0)
+		if !at.After(m.opts.Clock.Now()) && moved > 0 {
+			continue // a full batch, and more are due
+		}
+		// Scores are whole seconds: a job is due at the start of its
+		// second.
+		return min(max(at.Sub(m.opts.Clock.Now()), 0), m.opts.MaxWait)
 	}
 }

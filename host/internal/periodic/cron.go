@@ -2,6 +2,7 @@ package periodic
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -14,6 +15,11 @@ var parser = cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | c
 // Parse checks a cron spec and returns its schedule. A spec that never
 // fires (February 30th) is an error too.
 func Parse(spec string) (cron.Schedule, error) {
+	// robfig/cron reads a "TZ=" or "CRON_TZ=" prefix as a time zone (and
+	// panics on one with nothing after it); Berth's specs are in UTC.
+	if f := strings.Fields(spec); len(f) > 0 && (strings.HasPrefix(f[0], "TZ=") || strings.HasPrefix(f[0], "CRON_TZ=")) {
+		return nil, fmt.Errorf("cron spec %q names a time zone; specs are in UTC: drop %q", spec, f[0])
+	}
 	s, err := parser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("cron spec %q: %v; use 6 fields, seconds first, e.g. \"0 */5 * * * *\" for every 5 minutes", spec, err)

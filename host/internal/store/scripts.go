@@ -451,9 +451,11 @@ return 1
 // are due into their queues, as gocraft/work's own requeuer does once a
 // second, but at the due second, and rings the doorbell for each. The
 // entry's bytes are queued as they are (no re-encoding). An entry of a job
-// name not given is left for a host that serves it. It answers how many it
-// moved, how many malformed entries it dropped, and the score of the next
-// entry not yet due (” when none).
+// name not given is left for a host that serves it, and looked past: it
+// counts neither toward the limit nor as the next entry. It answers how
+// many it moved, how many malformed entries it dropped, and the score of
+// the next entry to wait for (” when none): the first still due when the
+// limit was reached, else the first not yet due.
 //
 // KEYS: scheduled, retry, the queue of each name
 // ARGV: now, doorbell channel, limit, name, ...
@@ -463,30 +465,41 @@ local queues = {}
 for i = 4, #ARGV do queues[ARGV[i]] = KEYS[i - 1] end
 local moved, bad = 0, 0
 local next_at = nil
+local function earliest(at)
+  if at and (next_at == nil or at < next_at) then next_at = at end
+end
 for s = 1, 2 do
   local set = KEYS[s]
-  local due = redis.call('zrangebyscore', set, '-inf', now, 'LIMIT', 0, limit)
-  for _, m in ipairs(due) do
-    local ok, j = pcall(cjson.decode, m)
-    if not ok or type(j) ~= 'table' or type(j['name']) ~= 'string' then
-      if redis.call('zrem', set, m) == 1 then bad = bad + 1 end
-    elseif queues[j['name']] and redis.call('zrem', set, m) == 1 then
-      redis.call('lpush', queues[j['name']], m)
-      redis.call('publish', ARGV[2], j['name'])
-      moved = moved + 1
+  local n, skip, full = 0, 0, false
+  -- Pages of due entries, past the ones of other names, until the limit.
+  for _ = 1, 20 do
+    local due = redis.call('zrangebyscore', set, '-inf', now, 'WITHSCORES', 'LIMIT', skip, limit)
+    if #due == 0 then break end
+    for i = 1, #due, 2 do
+      local m = due[i]
+      local ok, j = pcall(cjson.decode, m)
+      if not ok or type(j) ~= 'table' or type(j['name']) ~= 'string' then
+        if redis.call('zrem', set, m) == 1 then bad = bad + 1 end
+      elseif queues[j['name']] then
+        if n >= limit then
+          full = true
+          earliest(tonumber(due[i + 1]))
+          break
+        end
+        if redis.call('zrem', set, m) == 1 then
+          redis.call('lpush', queues[j['name']], m)
+          redis.call('publish', ARGV[2], j['name'])
+          moved, n = moved + 1, n + 1
+        end
+      else
+        skip = skip + 1
+      end
     end
+    if full or #due < 2 * limit then break end
   end
-  -- After a full batch more may be due; otherwise what is left due is of
-  -- names not served here, and the next entry to wait for is a later one.
-  local first
-  if #due >= limit then
-    first = redis.call('zrange', set, 0, 0, 'WITHSCORES')
-  else
-    first = redis.call('zrangebyscore', set, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  end
-  if first[2] then
-    local at = tonumber(first[2])
-    if next_at == nil or at < next_at then next_at = at end
+  if not full then
+    local first = redis.call('zrangebyscore', set, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    earliest(tonumber(first[2]))
   end
 end
 return {moved, bad, next_at and tostring(next_at) or ''}
