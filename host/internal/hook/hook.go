@@ -54,13 +54,13 @@ type Options struct {
 type Deliverer struct {
 	opts      Options
 	ownClient bool // the client is the deliverer's: Stop closes its connections
-	log     hclog.Logger
-	retry   backoff.Policy
-	breaker *breaker
-	wake    chan struct{}
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	once    sync.Once
+	log       hclog.Logger
+	retry     backoff.Policy
+	breaker   *breaker
+	wake      chan struct{}
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 // New returns a Deliverer; Start starts it.

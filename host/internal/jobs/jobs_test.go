@@ -31,7 +31,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithCleanup(m)) }
 // plugins serves fixed job types; Validate refuses params with "bad".
 type plugins struct{ types map[string]pluginhost.JobType }
 
-func (p plugins) JobType(name string) (pluginhost.JobType, bool) { t, ok := p.types[name]; return t, ok }
+func (p plugins) JobType(name string) (pluginhost.JobType, bool) {
+	t, ok := p.types[name]
+	return t, ok
+}
 func (p plugins) JobTypes() []pluginhost.JobType {
 	var out []pluginhost.JobType
 	for _, t := range p.types {
