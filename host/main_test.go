@@ -158,7 +158,8 @@ func waitGone(t *testing.T, pids []int, within time.Duration) {
 	}
 }
 
-func submit(t *testing.T, p *process) {
+// submit submits a DEMO job that holds for an hour and returns its ID.
+func submit(t *testing.T, p *process) string {
 	t.Helper()
 	body := `{"job":{"name":"DEMO","parameters":{"image":"demo","hold_seconds":3600},"metadata":{"kind":"Generic"}}}`
 	req, _ := http.NewRequest(http.MethodPost, p.url+"/api/v1/jobs", strings.NewReader(body))
@@ -167,9 +168,39 @@ func submit(t *testing.T, p *process) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	defer resp.Body.Close()
+	var env job.Envelope
+	if resp.StatusCode != http.StatusAccepted || json.NewDecoder(resp.Body).Decode(&env) != nil || env.Job == nil {
 		t.Fatalf("submit: %d", resp.StatusCode)
+	}
+	return env.Job.ID
+}
+
+// waitHolding waits until the DEMO job id runs and holds: its last
+// check-in comes right before the hold.
+func waitHolding(t *testing.T, p *process, id string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, p.url+"/api/v1/jobs/"+id, nil)
+		req.Header.Set("Authorization", "Harbor-Secret s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env job.Envelope
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil || env.Job == nil {
+			t.Fatalf("get %s: %d %v", id, resp.StatusCode, err)
+		}
+		if env.Job.Status == job.Running && env.Job.CheckIn == "progress data: %60" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s does not hold within 20s: %+v", id, env.Job)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -177,12 +208,12 @@ func TestSIGTERMStopsGracefully(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Shared(t)
 	p := start(t, "JOB_SERVICE_POOL_REDIS_URL="+srv.URL(), "JOB_SERVICE_POOL_REDIS_NAMESPACE="+srv.Namespace(t))
-	submit(t, p)
+	id := submit(t, p)
 	plugins := children(t, p.cmd.Process.Pid)
 	if len(plugins) != 1 {
 		t.Fatalf("berth has children %v, want its one plugin", plugins)
 	}
-	time.Sleep(200 * time.Millisecond) // let the job start holding
+	waitHolding(t, p, id)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

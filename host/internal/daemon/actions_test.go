@@ -379,9 +379,13 @@ func TestStoppedRetryWaitingJobStaysStopped(t *testing.T) {
 	})
 	rdb := openNS(t, c)
 	failedOnce := func(s *job.Stats) bool { return s.Status == job.Error && strings.HasPrefix(s.CheckIn, "attempt 1 ") }
+	sub := h.Subscribe(t)
 	stopped := h.Submit(t, "FLAKY", map[string]any{"succeed_on": 99}, nil)
-	control := h.Submit(t, "FLAKY", map[string]any{"succeed_on": 99}, nil)
 	h.Wait(t, stopped.ID, wait, "a failed first attempt", failedOnce)
+	// The control job fails after the stopped one: each of its retries is
+	// due at least a second after the failure before it, so its second
+	// retry at the latest is due no sooner than the stopped job's.
+	control := h.Submit(t, "FLAKY", map[string]any{"succeed_on": 99}, nil)
 	var scores []int64
 	pollUntil(t, wait, "an entry in the retry set", func() bool {
 		scores = rdb.zsetScores(t, "retry", stopped.ID)
@@ -399,10 +403,28 @@ func TestStoppedRetryWaitingJobStaysStopped(t *testing.T) {
 		t.Fatalf("the stopped job is still in the retry set at %v", s)
 	}
 	h.Wait(t, control.ID, wait, "the control job's second attempt", func(s *job.Stats) bool { return strings.HasPrefix(s.CheckIn, "attempt 2 ") })
-	// Past the stopped job's retry time and a requeuer tick.
-	if d := time.Until(time.Unix(scores[0]+1, 0)); d > 0 {
-		time.Sleep(d)
-	}
+	// Past the stopped job's retry time: a retry of the control job due no
+	// sooner has run. Due entries are moved to their queue oldest first
+	// and never early, so by the time it ended, the stopped job, had its
+	// entry stayed, would have been queued and taken.
+	var retryAt int64
+	retried := false
+	hosttest.WaitEvent(t, sub, wait, fmt.Sprintf("the end of a control retry due at %d or later", scores[0]), func(ev job.Event) bool {
+		if ev.JobID != control.ID {
+			return false
+		}
+		switch {
+		case retried:
+			return ev.Reason == job.RetryWait || ev.Reason == job.Failed
+		case ev.Reason == job.RetryWait:
+			retryAt = ev.RetryAt
+		case ev.Reason == job.Retried && retryAt >= scores[0]:
+			retried = true
+		case ev.Reason == job.Failed:
+			t.Fatalf("the control job's retries were all due before %d", scores[0])
+		}
+		return false
+	})
 	got := h.Get(t, stopped.ID)
 	if got.Status != job.Stopped || !strings.HasPrefix(got.CheckIn, "attempt 1 ") {
 		t.Fatalf("the stopped job after its retry time: %+v", got)

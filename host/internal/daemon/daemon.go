@@ -233,6 +233,15 @@ func (h *Host) Err() <-chan error { return h.errs }
 // PluginPIDs lists the process IDs of the host's plugins.
 func (h *Host) PluginPIDs() []int { return h.plugins.PIDs() }
 
+// Events is the host's events bus: every change this host makes to a job
+// (tests subscribe to it instead of sleeping). It does not see the changes
+// other hosts make.
+func (h *Host) Events() *events.Bus { return h.jobs.Events() }
+
+// RunPeriodicPass runs one pass of the host's periodic scheduler now and
+// returns how many executions it created.
+func (h *Host) RunPeriodicPass(ctx context.Context) int { return h.scheduler.Pass(ctx) }
+
 // Stop shuts the host down gracefully: the API stops, the workers stop
 // taking jobs, running jobs get the shutdown grace period to finish and
 // are then ended and queued again, and the plugins are stopped. Safe twice.

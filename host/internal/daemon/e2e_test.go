@@ -99,12 +99,31 @@ func TestStopOfAScheduledJobTakesItOutOfTheQueue(t *testing.T) {
 	if r := h.Action(t, st.ID, "stop"); r.Status != http.StatusNoContent {
 		t.Fatalf("stop: %d %s", r.Status, r.Body)
 	}
-	if got := h.Get(t, st.ID); got.Status != job.Stopped {
-		t.Fatalf("status after stop: %s", got.Status)
+	stoppedAt := h.Get(t, st.ID)
+	if stoppedAt.Status != job.Stopped {
+		t.Fatalf("status after stop: %s", stoppedAt.Status)
 	}
-	time.Sleep(3500 * time.Millisecond) // past run_at and a scheduler tick
-	if got := h.Get(t, st.ID); got.Status != job.Stopped {
+	scheduled, _ := listPage(t, h, "/api/v1/jobs?kind=Scheduled")
+	for _, s := range scheduled {
+		if s.ID == st.ID {
+			t.Fatalf("the stopped job is still waiting for its run time: %+v", s)
+		}
+	}
+	// A witness due no sooner: the mover moves every due entry at once,
+	// oldest first, so by the time the witness has run, the stopped job
+	// would have been queued and taken.
+	witness := h.Submit(t, "DEMO", demo(map[string]any{"hold_seconds": 0}), map[string]any{"kind": "Scheduled", "schedule_delay": 2})
+	if witness.RunAt < st.RunAt {
+		t.Fatalf("the witness is due at %d, before the stopped job (%d)", witness.RunAt, st.RunAt)
+	}
+	h.WaitStatus(t, witness.ID, job.Success, wait)
+	got := h.Get(t, st.ID)
+	if got.Status != job.Stopped || got.Revision != stoppedAt.Revision || got.UpdateTime != stoppedAt.UpdateTime {
 		t.Fatalf("a stopped scheduled job ran: %+v", got)
+	}
+	// A run logs from its start; this job's log is empty.
+	if r := h.Do(t, http.MethodGet, "/api/v1/jobs/"+st.ID+"/log", hosttest.Auth, nil); len(r.Body) != 0 && r.Status != http.StatusNotFound {
+		t.Fatalf("a stopped scheduled job has a log: %d\n%s", r.Status, r.Body)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,13 @@ func newReceiver(t *testing.T) *receiver {
 }
 
 func (r *receiver) url(path string) string { return r.srv.URL + path }
+
+// callCount is how many calls the receiver got, accepted or not.
+func (r *receiver) callCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
 
 // eventsOf returns what was accepted for one job, as "status" or
 // "status:check-in".
@@ -166,13 +174,8 @@ func TestHookReceiverThatFailsForAWhileGetsEveryEventInOrder(t *testing.T) {
 	for _, id := range ids {
 		h.WaitStatus(t, id, job.Success, wait)
 	}
-	time.Sleep(time.Second) // failed deliveries meanwhile
-	recv.mu.Lock()
-	failed := recv.calls
-	recv.mu.Unlock()
-	if failed < 3 {
-		t.Fatalf("the receiver was called %d times while failing", failed)
-	}
+	// Failed deliveries meanwhile.
+	pollUntil(t, wait, "3 calls of the failing receiver", func() bool { return recv.callCount() >= 3 })
 	if acked := h.Get(t, ids[0]).Ack; acked != nil {
 		t.Fatalf("ack %+v recorded while the receiver answered 500", acked)
 	}
@@ -307,8 +310,35 @@ func TestThousandJobsWithADeadHookStayBounded(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	// The jobs are done; the host keeps retrying their events.
-	time.Sleep(2 * time.Second)
+	// The jobs are done; the host keeps retrying their events: measure
+	// once it has taken up every job's event again since then (a worker
+	// claiming an event, and rescheduling it after a failed or skipped
+	// delivery, moves its due time).
+	conn := cluster.Redis.Pool(t).Get()
+	defer conn.Close()
+	dueKey := "{" + cluster.Namespace + "}:berth:hooks:due"
+	dueTimes := func() map[string]int64 {
+		raw, err := redis.Strings(conn.Do("ZRANGE", dueKey, 0, -1, "WITHSCORES"))
+		if err != nil {
+			t.Fatalf("ZRANGE %s: %v", dueKey, err)
+		}
+		out := make(map[string]int64, len(raw)/2)
+		for i := 0; i+1 < len(raw); i += 2 {
+			out[raw[i]], _ = strconv.ParseInt(raw[i+1], 10, 64)
+		}
+		return out
+	}
+	done, atDone := time.Now(), dueTimes()
+	pollUntil(t, wait, "new delivery attempt of every job's hook event", func() bool {
+		now := dueTimes()
+		for _, id := range ids {
+			if at, ok := now[id]; !ok || at == atDone[id] {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("every job's hook event was taken up again within %v", time.Since(done).Round(time.Millisecond))
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -322,9 +352,7 @@ func TestThousandJobsWithADeadHookStayBounded(t *testing.T) {
 		t.Errorf("heap grew by %d MiB with 1,000 undeliverable hooks", growth>>20)
 	}
 	// Every job's events still wait in Redis: nothing was dropped.
-	conn := cluster.Redis.Pool(t).Get()
-	defer conn.Close()
-	waiting, err := redis.Int(conn.Do("ZCARD", "{"+cluster.Namespace+"}:berth:hooks:due"))
+	waiting, err := redis.Int(conn.Do("ZCARD", dueKey))
 	if err != nil || waiting != n {
 		t.Fatalf("%d jobs have hook events waiting (%v), want %d", waiting, err, n)
 	}

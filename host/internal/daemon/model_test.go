@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/events"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
 )
@@ -51,14 +53,32 @@ func TestPeriodicFiresEachTickOnceAcrossTwoHosts(t *testing.T) {
 	if policy.Kind != job.Periodic || policy.Status != job.Scheduled || policy.CronSpec != "* * * * * *" || policy.NumericPolicyID == 0 || policy.Unique {
 		t.Fatalf("submit answered %+v", policy)
 	}
-	time.Sleep(5 * time.Second)
-
+	// Poll the executions until 3 have run.
 	var execs []map[string]*job.Stats
-	r := b.Do(t, http.MethodGet, "/api/v1/jobs/"+policy.ID+"/executions?page_size=1000", hosttest.Auth, nil)
-	if r.Status != http.StatusOK {
-		t.Fatalf("executions: %d %s", r.Status, r.Body)
+	var listedAt time.Time
+	deadline := time.Now().Add(wait)
+	for {
+		r := b.Do(t, http.MethodGet, "/api/v1/jobs/"+policy.ID+"/executions?page_size=1000", hosttest.Auth, nil)
+		listedAt = time.Now()
+		if r.Status != http.StatusOK {
+			t.Fatalf("executions: %d %s", r.Status, r.Body)
+		}
+		execs = nil
+		r.JSON(t, &execs)
+		ran := 0
+		for _, e := range execs {
+			if e["job"] != nil && e["job"].Status == job.Success {
+				ran++
+			}
+		}
+		if ran >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d executions ran within %s of a policy firing every second (executions: %d)", ran, wait, len(execs))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	r.JSON(t, &execs)
 	seen := map[int64]string{}
 	started := 0
 	for _, e := range execs {
@@ -78,9 +98,12 @@ func TestPeriodicFiresEachTickOnceAcrossTwoHosts(t *testing.T) {
 			}
 		}
 	}
-	// About 5 ticks have passed; the horizon adds scheduled ones ahead.
-	if started < 3 || started > 6 {
-		t.Fatalf("%d executions ran in 5s of a policy firing every second (executions: %d)", started, len(execs))
+	// At most one run per second since the policy was created (its first
+	// fire time is its creation second); the horizon adds scheduled ones
+	// ahead.
+	elapsed := listedAt.Unix() - policy.EnqueueTime
+	if started < 3 || started > 6 || int64(started) > elapsed+1 {
+		t.Fatalf("%d executions ran in %ds of a policy firing every second (executions: %d)", started, elapsed, len(execs))
 	}
 	ids := make([]int64, 0, len(seen))
 	for fire := range seen {
@@ -98,6 +121,7 @@ func TestPeriodicFiresEachTickOnceAcrossTwoHosts(t *testing.T) {
 	if r := b.Action(t, policy.ID, "stop"); r.Status != http.StatusNoContent {
 		t.Fatalf("stop: %d %s", r.Status, r.Body)
 	}
+	stoppedIn := time.Now().Unix()
 	if got := a.Get(t, policy.ID); got.Status != job.Stopped {
 		t.Fatalf("policy after stop: %s", got.Status)
 	}
@@ -118,7 +142,18 @@ func TestPeriodicFiresEachTickOnceAcrossTwoHosts(t *testing.T) {
 	var atStop []map[string]*job.Stats
 	a.Do(t, http.MethodGet, "/api/v1/jobs/"+policy.ID+"/executions?page_size=1000", hosttest.Auth, nil).JSON(t, &atStop)
 	n := len(atStop)
-	time.Sleep(2 * time.Second)
+	// A pass of each host's scheduler after the stop creates nothing. A
+	// pass creates the fire times up to a fixed horizon ahead, in whole
+	// seconds: one finds a fire time that no pass before the stop found
+	// once the clock is past the second of the stop.
+	for time.Now().Unix() <= stoppedIn {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, h := range []*hosttest.Host{a, b} {
+		if created := h.RunPeriodicPass(context.Background()); created != 0 {
+			t.Fatalf("a periodic pass after the stop created %d executions", created)
+		}
+	}
 	var after []map[string]*job.Stats
 	a.Do(t, http.MethodGet, "/api/v1/jobs/"+policy.ID+"/executions?page_size=1000", hosttest.Auth, nil).JSON(t, &after)
 	if len(after) > n {
@@ -128,7 +163,7 @@ func TestPeriodicFiresEachTickOnceAcrossTwoHosts(t *testing.T) {
 		t.Fatalf("the other policy is %s after the first was stopped", got.Status)
 	}
 	var policies []map[string]*job.Stats
-	r = a.Do(t, http.MethodGet, "/api/v1/jobs?kind=Periodic", hosttest.Auth, nil)
+	r := a.Do(t, http.MethodGet, "/api/v1/jobs?kind=Periodic", hosttest.Auth, nil)
 	r.JSON(t, &policies)
 	if len(policies) != 1 || policies[0]["job"].ID != other.ID || r.Header.Get("Total-Count") != "1" {
 		t.Fatalf("active policies: %s (Total-Count %q)", r.Body, r.Header.Get("Total-Count"))
@@ -152,8 +187,12 @@ func TestRetriesBackOffAndStopAtMaxFails(t *testing.T) {
 		c.Retry.BackoffBase = config.Duration(time.Second)
 		c.Retry.BackoffMax = config.Duration(time.Minute)
 	})
+	sub := h.Subscribe(t)
 	// FLAKY allows 3 failed runs; it succeeds on its 3rd call.
 	st := h.Submit(t, "FLAKY", map[string]any{"succeed_on": 3}, nil)
+	// Never succeeding, it ends in Error after MaxFails (3) runs: its
+	// third failure is final (no retry follows). It runs meanwhile.
+	bad := h.Submit(t, "FLAKY", map[string]any{"succeed_on": 99}, nil)
 	done := h.WaitStatus(t, st.ID, job.Success, 30*time.Second)
 	if done.CheckIn == "" || !strings.HasPrefix(done.CheckIn, "attempt 3 ") || done.Revision <= st.Revision {
 		t.Fatalf("after the retries: %+v", done)
@@ -173,10 +212,8 @@ func TestRetriesBackOffAndStopAtMaxFails(t *testing.T) {
 		t.Fatalf("retry waits %v, want two growing ones from 1s:\n%s", waits, log)
 	}
 
-	// Never succeeding, it ends in Error after MaxFails (3) runs.
-	bad := h.Submit(t, "FLAKY", map[string]any{"succeed_on": 99}, nil)
 	h.Wait(t, bad.ID, 30*time.Second, "the third attempt", func(s *job.Stats) bool { return strings.HasPrefix(s.CheckIn, "attempt 3 ") && s.Status == job.Error })
-	time.Sleep(3 * time.Second)
+	finalFailure(t, sub, bad.ID, 2)
 	final := h.Get(t, bad.ID)
 	if final.Status != job.Error || !strings.HasPrefix(final.CheckIn, "attempt 3 ") {
 		t.Fatalf("after MaxFails: %+v", final)
@@ -188,10 +225,30 @@ func TestRetriesBackOffAndStopAtMaxFails(t *testing.T) {
 	// SPAWN declares ShouldRetry false; launching an unknown job fails it.
 	once := h.Submit(t, "SPAWN", map[string]any{"name": "NOPE"}, nil)
 	h.WaitStatus(t, once.ID, job.Error, wait)
-	time.Sleep(2 * time.Second)
+	finalFailure(t, sub, once.ID, 0)
 	if log := h.LogText(t, once.ID); strings.Count(log, "failed:") != 1 || strings.Contains(log, "retrying") {
 		t.Fatalf("a job that declares ShouldRetry false was retried:\n%s", log)
 	}
+}
+
+// finalFailure reads sub until the event of job id's final failure (the
+// lifecycle decided that no retry follows) and checks that exactly
+// retries failures before it were to be retried.
+func finalFailure(t *testing.T, sub *events.Subscription, id string, retries int) job.Event {
+	t.Helper()
+	waits := 0
+	ev := hosttest.WaitEvent(t, sub, wait, "the final failure of "+id, func(ev job.Event) bool {
+		if ev.JobID == id && ev.Reason == job.RetryWait {
+			if waits++; waits > retries {
+				t.Fatalf("job %s: failure %d (revision %d) is retried at %d; want %d retries", id, waits, ev.Revision, ev.RetryAt, retries)
+			}
+		}
+		return ev.JobID == id && ev.Reason == job.Failed
+	})
+	if ev.To != job.Error || waits != retries {
+		t.Fatalf("job %s: final failure to %s after %d retries, want Error after %d", id, ev.To, waits, retries)
+	}
+	return ev
 }
 
 func TestRetryActionRerunsAnErrorJobUnderTheSameID(t *testing.T) {
@@ -289,7 +346,7 @@ func TestPausedQueueHoldsItsJobsUntilResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := h.Submit(t, "NOOP", nil, nil)
-	time.Sleep(1500 * time.Millisecond)
+	lookedPast(t, h, "CLOCK", 8)
 	if got := h.Get(t, st.ID); got.Status != job.Pending {
 		t.Fatalf("a job of a paused queue is %s", got.Status)
 	}
@@ -297,4 +354,21 @@ func TestPausedQueueHoldsItsJobsUntilResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.WaitStatus(t, st.ID, job.Success, wait)
+}
+
+// lookedPast runs n jobs of name (a queue not paused) one after another,
+// so that the workers have looked at the queues that got jobs before.
+// Each time a worker fetches, it looks at the queues in a new random
+// order and takes a job from the first one that has one and is not
+// paused; it fetches again after each job, and an idle worker looks at
+// every queue. So each witness was taken after a look at a given earlier
+// queue with odds of at least one half: were that queue's pause ignored,
+// its job would have been taken instead, and all n witnesses miss it with
+// odds of at most 2^-n.
+func lookedPast(t *testing.T, h *hosttest.Host, name string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		w := h.Submit(t, name, nil, nil)
+		h.WaitStatus(t, w.ID, job.Success, wait)
+	}
 }

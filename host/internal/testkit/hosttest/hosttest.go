@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/host/internal/config"
 	"github.com/berth-dev/berth/host/internal/daemon"
+	"github.com/berth-dev/berth/host/internal/events"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
 	"github.com/berth-dev/berth/host/internal/testkit/procs"
@@ -251,4 +252,40 @@ func (h *Host) WaitStatus(t testing.TB, id string, want job.Status, timeout time
 func (h *Host) WaitCheckin(t testing.TB, id, msg string, timeout time.Duration) *job.Stats {
 	t.Helper()
 	return h.Wait(t, id, timeout, fmt.Sprintf("check-in %q", msg), func(s *job.Stats) bool { return s.CheckIn == msg })
+}
+
+// eventBuffer is the buffer of a test subscription: more than a test's
+// jobs make, so that none is dropped.
+const eventBuffer = 1 << 14
+
+// Subscribe subscribes to the events of this host (the changes it makes,
+// not those of other hosts of the cluster); the subscription is closed at
+// the end of the test.
+func (h *Host) Subscribe(t testing.TB) *events.Subscription {
+	t.Helper()
+	sub := h.Events().Subscribe(eventBuffer)
+	t.Cleanup(sub.Close)
+	return sub
+}
+
+// WaitEvent reads sub until an event matches and returns it; the events
+// read before it are gone. It fails the test when none matches within
+// the timeout, saying whether the subscription dropped any.
+func WaitEvent(t testing.TB, sub *events.Subscription, timeout time.Duration, what string, match func(job.Event) bool) job.Event {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, open := <-sub.C():
+			if !open {
+				t.Fatalf("hosttest: the subscription closed before %s", what)
+			}
+			if match(ev) {
+				return ev
+			}
+		case <-timer.C:
+			t.Fatalf("hosttest: no event of %s within %s (the subscription dropped %d events)", what, timeout, sub.Dropped())
+		}
+	}
 }
