@@ -32,11 +32,15 @@ type Options struct {
 
 // Listener is the pub/sub connection of a host.
 type Listener struct {
-	opts   Options
-	ready  chan struct{}
-	once   sync.Once
-	cancel context.CancelFunc
-	done   chan struct{}
+	opts  Options
+	ready chan struct{}
+	once  sync.Once
+	done  chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	cancel  context.CancelFunc
+	hooks   sync.WaitGroup // OnConnect goroutines
 }
 
 // New returns a Listener; Start starts it.
@@ -53,11 +57,20 @@ func New(opts Options) *Listener {
 	return &Listener{opts: opts, ready: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Start listens until ctx is done or Stop. It returns once the first
-// subscription is confirmed, or with ctx's error.
+// Start starts listening, until Stop. It returns once the first
+// subscription is confirmed, or, when ctx ends first, stops and returns
+// ctx's error: ctx bounds the start, not the listening. A second Start
+// does nothing.
 func (l *Listener) Start(ctx context.Context) error {
+	l.mu.Lock()
+	if l.started {
+		l.mu.Unlock()
+		return nil
+	}
+	l.started = true
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l.cancel = cancel
+	l.mu.Unlock()
 	go func() {
 		defer close(l.done)
 		l.loop(runCtx)
@@ -71,13 +84,18 @@ func (l *Listener) Start(ctx context.Context) error {
 	}
 }
 
-// Stop stops listening and waits for the listener to end. Safe twice.
+// Stop stops listening and waits for the listener and the OnConnect
+// calls it made to end. Safe twice, and before Start.
 func (l *Listener) Stop() {
-	if l.cancel == nil {
+	l.mu.Lock()
+	cancel := l.cancel
+	l.mu.Unlock()
+	if cancel == nil {
 		return
 	}
-	l.cancel()
+	cancel()
 	<-l.done
+	l.hooks.Wait()
 }
 
 func (l *Listener) loop(ctx context.Context) {
@@ -118,9 +136,15 @@ func (l *Listener) listen(ctx context.Context) error {
 	if err := psc.Subscribe(channels...); err != nil {
 		return err
 	}
-	pingDone := make(chan struct{})
-	defer close(pingDone)
+	// The pinger shares the connection: it has ended before the deferred
+	// Close writes to it.
+	pingDone, pinged := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(pingDone)
+		<-pinged
+	}()
 	go func() {
+		defer close(pinged)
 		t := time.NewTicker(l.opts.PingEvery)
 		defer t.Stop()
 		for {
@@ -151,7 +175,11 @@ func (l *Listener) listen(ctx context.Context) error {
 				if subscribed++; subscribed == len(channels) {
 					l.once.Do(func() { close(l.ready) })
 					if l.opts.OnConnect != nil {
-						go l.opts.OnConnect()
+						l.hooks.Add(1)
+						go func() {
+							defer l.hooks.Done()
+							l.opts.OnConnect()
+						}()
 					}
 				}
 			}

@@ -64,19 +64,15 @@ type Pool struct {
 	mu        sync.Mutex
 	started   bool
 	stopping  bool
-	inflight  int       // wake-ups (Drain calls) running
+	inflight  int       // wake-ups (Drain calls) running: 0 or 1
 	lastStart time.Time // of the latest wake-up
 	pending   bool      // a wake-up was asked for while one ran
 	trailing  bool      // a trailing wake-up is scheduled
 }
 
-// Wake-up tuning: at most maxDrains run at once; a new one starts beside a
-// running one only when that one has run for stuckAfter (it waits on a
-// busy worker); and wake-ups start at most one per minGap.
+// Wake-ups start at most one per minGap, and never beside one another.
 const (
-	maxDrains  = 4
-	stuckAfter = 20 * time.Millisecond
-	minGap     = 5 * time.Millisecond
+	minGap = 5 * time.Millisecond
 )
 
 // noFailLimit makes gocraft/work retry whenever the handler says so.
@@ -155,8 +151,8 @@ func (p *Pool) Stop() {
 	// A wake-up in flight ends when every worker has seen an empty queue.
 	// A worker busy with a long job sees it only after that job, and once
 	// stopped it never does: gocraft/work's Drain then waits forever. Give
-	// them a moment; past that, their goroutines are abandoned (bounded by
-	// maxDrains, and only when the host stops mid-job).
+	// them a moment; past that, its goroutine is abandoned (one at most,
+	// and only when the host stops mid-job).
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		p.mu.Lock()
 		n := p.inflight
@@ -173,9 +169,10 @@ func (p *Pool) Stop() {
 // polls). It uses gocraft/work's Drain, the only way to interrupt that
 // sleep: Drain wakes the idle workers at once but returns only when every
 // worker has seen an empty queue, so after a busy worker's current job.
-// Wake-ups asked for while one runs are folded into one that follows it;
-// a second one runs beside the first only once the first has waited on a
-// busy worker for stuckAfter, and never more than maxDrains at once.
+// Wake-ups asked for while one runs are folded into one that follows it.
+// Two never run at once: a gocraft/work worker keeps one "drain asked"
+// flag, not a count, so of two Drains waiting on one busy worker only one
+// would ever return.
 func (p *Pool) Wake() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -184,13 +181,8 @@ func (p *Pool) Wake() {
 	}
 	now := time.Now()
 	switch {
-	case p.inflight > 0 && (p.inflight >= maxDrains || now.Sub(p.lastStart) < stuckAfter):
-		// The running wake-up may have passed the idle workers already:
-		// look again when it is late enough to count as stuck.
+	case p.inflight > 0:
 		p.pending = true
-		if p.inflight < maxDrains {
-			p.scheduleTrailing(stuckAfter - now.Sub(p.lastStart))
-		}
 	case now.Sub(p.lastStart) < minGap:
 		p.pending = true
 		p.scheduleTrailing(minGap - now.Sub(p.lastStart))
