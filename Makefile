@@ -26,15 +26,19 @@ run: build ## Start Berth with its plugins (embedded Redis unless one is configu
 test: deps build lint ## Vet, check formatting, and run every test with the race detector.
 	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
 
-bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 2 minutes).
+bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 4 minutes).
 	$(GO) run ./host/internal/bench -out $(BIN)/bench.json
 
-proto: ## Regenerate sdk/proto from berth.proto (needs protoc).
+proto: ## Regenerate sdk/proto and the bench's transport stand-in from their .proto (needs protoc).
 	@command -v protoc >/dev/null || { $(SUDO) apt-get install -y protobuf-compiler || { $(SUDO) apt-get update && $(SUDO) apt-get install -y protobuf-compiler; }; }
 	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \
 	       --plugin=protoc-gen-go-grpc=$$($(GO) tool -n protoc-gen-go-grpc) \
 	       -I sdk/proto --go_out=sdk/proto --go_opt=paths=source_relative \
 	       --go-grpc_out=sdk/proto --go-grpc_opt=paths=source_relative sdk/proto/berth.proto
+	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \
+	       --plugin=protoc-gen-go-grpc=$$($(GO) tool -n protoc-gen-go-grpc) \
+	       -I host/internal/bench/transport --go_out=host/internal/bench/transport --go_opt=paths=source_relative \
+	       --go-grpc_out=host/internal/bench/transport --go-grpc_opt=paths=source_relative host/internal/bench/transport/transport.proto
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

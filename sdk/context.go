@@ -3,17 +3,23 @@ package sdk
 import (
 	"context"
 	"log/slog"
+
+	"github.com/berth-dev/berth/sdk/internal/core"
 )
 
 // Context is what a running job gets from the host.
 type Context interface {
-	// Done is closed when the job is stopped or cancelled, times out, or the
-	// host shuts down. Err and context.Cause tell which.
+	// Done is closed when the job is stopped or cancelled, passes its
+	// deadline, or the host shuts down. Err and context.Cause tell which.
 	context.Context
 	// JobID is the ID of the job (for a periodic execution: "<policy>@<time>").
 	JobID() string
+	// Attempt is the attempt of this run, from 1; a retry counts up.
+	Attempt() int
 	// Checkin reports progress. The message becomes the job's check_in and
-	// is sent to its status hook.
+	// is sent to its status hook, after the lines logged before it. It does
+	// not wait for the host; it fails once Run has returned or the host is
+	// gone.
 	Checkin(message string) error
 	// Logger writes to the job's log (readable with GET /api/v1/jobs/{id}/log).
 	// Levels map to the job log's DEBUG, INFO, WARNING and ERROR; a level
@@ -23,35 +29,32 @@ type Context interface {
 	// ok is false while no such request has arrived.
 	OPCommand() (cmd OPCommand, ok bool)
 	// Property returns a read-only property of the job, set by the host's
-	// configuration (job_properties) or by the host itself.
+	// configuration (job_properties) or by the host itself (job_id,
+	// job_name, revision, upstream_job_id).
 	Property(key string) (value string, ok bool)
+	// SetOutput sets what a successful run produced: v as JSON (at most
+	// 1 MiB), kept with the job's stats and sent in its final status hook.
+	SetOutput(v any) error
 	// LaunchJob submits a sub-job. The host tracks it as an execution of
 	// this job (its upstream_job_id is this job's ID). It returns the new
-	// job's ID.
+	// job's ID. A job told to end (Done is closed) launches nothing.
 	LaunchJob(req JobRequest) (id string, err error)
 }
 
 // OPCommand is an operator's request to end a running job.
-type OPCommand string
+type OPCommand = core.OPCommand
 
 const (
 	// OPStop asks the job to stop; it ends in status Stopped.
-	OPStop OPCommand = "stop"
+	OPStop = core.OPStop
 	// OPCancel asks the job to cancel; it ends in status Stopped as well,
 	// but the job may undo partial work, which a stop keeps.
-	OPCancel OPCommand = "cancel"
+	OPCancel = core.OPCancel
 )
 
-// JobRequest describes a sub-job for Context.LaunchJob.
-type JobRequest struct {
-	Name       string
-	Parameters Parameters
-	// ScheduleDelay, when positive, runs the job that many seconds later
-	// (a Scheduled job); zero runs it as soon as a worker is free.
-	ScheduleDelay uint64
-	// Unique refuses the launch while an identical job (same name and
-	// parameters) is queued.
-	Unique bool
-	// StatusHook receives the sub-job's status changes.
-	StatusHook string
-}
+// JobRequest describes a sub-job for Context.LaunchJob: Name,
+// Parameters, ScheduleDelay (seconds; 0 runs it at once), Unique and
+// StatusHook.
+type JobRequest = core.JobRequest
+
+var _ Context = (*core.JobContext)(nil)

@@ -1,86 +1,64 @@
 package sdk
 
 import (
-	"context"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"sort"
+	"reflect"
+	"strings"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
-
-	"github.com/berth-dev/berth/sdk/proto"
+	"github.com/berth-dev/berth/sdk/internal/core"
+	"github.com/berth-dev/berth/sdk/schema"
 )
 
-// Serve serves jobs to the Berth host that started this program, and exits
-// the program when the host lets it go or goes away. It never returns.
-//
-// Run by hand (without the host), the program prints that it is a Berth
-// plugin and exits with status 1.
-func Serve(jobs Jobs) {
-	if err := checkJobs(jobs); err != nil {
-		fmt.Fprintf(os.Stderr, "berth plugin %s: %v\n", os.Args[0], err)
-		os.Exit(1)
-	}
-	srv := newServer(jobs)
-	go watchParent(context.Background(), os.Getppid(), proto.ParentCheckInterval, func() {
-		// The host died without stopping us (SIGKILL, crash): nobody will
-		// read our results any more, and an orphan would hold resources.
-		fmt.Fprintf(os.Stderr, "berth plugin %s: host process is gone, exiting\n", os.Args[0])
-		os.Exit(2)
-	})
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: proto.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{
-			proto.ProtocolVersion: {proto.PluginName: &grpcPlugin{srv: srv}},
-		},
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, proto.GRPCServerOptions()...)...)
-		},
-		Logger: hclog.New(&hclog.LoggerOptions{
-			Name:       "plugin",
-			Level:      hclog.Info,
-			Output:     os.Stderr,
-			JSONFormat: true,
-		}),
-	})
-	os.Exit(0)
-}
-
-func checkJobs(jobs Jobs) error {
-	if len(jobs) == 0 {
-		return errors.New("sdk.Serve needs at least one job: sdk.Serve(sdk.Jobs{\"NAME\": job})")
-	}
-	names := make([]string, 0, len(jobs))
-	for name := range jobs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if name == "" {
-			return errors.New("sdk.Serve: a job has an empty name")
-		}
-		if jobs[name] == nil {
-			return fmt.Errorf("sdk.Serve: job %q is nil", name)
+// Serve serves jobs to the Berth host that started this program, and
+// returns nil when the host lets it go; it returns an error when it cannot
+// serve (no jobs, a zero Job). Run by hand without the host, the program
+// says it is a Berth plugin and exits (see BERTH_PLUGIN_DEBUG in the
+// package documentation).
+func Serve(jobs Jobs, opts ...Option) error {
+	var o core.ServeOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return err
 		}
 	}
-	return nil
+	return core.Serve(jobs, o)
 }
 
-// grpcPlugin is the plugin side of go-plugin's GRPCPlugin.
-type grpcPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	srv *server
-}
+// Option changes how Serve serves.
+type Option func(*core.ServeOptions) error
 
-func (p *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	p.srv.broker = broker
-	proto.RegisterJobServer(s, p.srv)
-	return nil
-}
-
-func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
-	return nil, errors.New("sdk: the plugin side has no client")
+// WithConfig takes the plugin's section of the host configuration
+// (plugin_config.<plugin file name> in the host's YAML, with secrets from
+// env or files): before any job, Serve decodes it into C (strictly: an
+// unknown setting or a wrong type is an error naming it, and the host does
+// not start) and calls apply, which may refuse it too. The section's JSON
+// Schema, generated from C, is shown to operators.
+func WithConfig[C any](apply func(C) error) Option {
+	return func(o *core.ServeOptions) error {
+		var zero C
+		raw, err := schema.For(reflect.TypeOf(&zero).Elem())
+		if err != nil {
+			return err
+		}
+		o.Config = core.Config{Schema: raw, Apply: func(section []byte) error {
+			var c C
+			dec := json.NewDecoder(bytes.NewReader(section))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&c); err != nil {
+				var terr *json.UnmarshalTypeError
+				switch {
+				case errors.As(err, &terr) && terr.Field != "":
+					return fmt.Errorf("setting %q must be %s, got %s", terr.Field, jsonType(terr.Type), terr.Value)
+				case strings.HasPrefix(err.Error(), "json: unknown field "):
+					return fmt.Errorf("unknown setting %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+				}
+				return fmt.Errorf("the configuration is not a JSON object of the expected shape: %v", err)
+			}
+			return apply(c)
+		}}
+		return nil
+	}
 }

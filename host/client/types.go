@@ -1,6 +1,9 @@
 package client
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Status is a job's status.
 type Status string
@@ -91,6 +94,9 @@ type Stats struct {
 	Parameters      Parameters `json:"parameters,omitempty"`
 	Revision        int64      `json:"revision,omitempty"`
 	Ack             *Ack       `json:"ack,omitempty"`
+	// Output is what the job's last successful run produced (JSON), a
+	// Berth extension: scan reports, replication summaries.
+	Output json.RawMessage `json:"output,omitempty"`
 }
 
 // Ack is the last status event a job's status hook receiver accepted.

@@ -1,5 +1,15 @@
 package main
 
-import "github.com/berth-dev/berth/sdk"
+import (
+	"fmt"
+	"os"
 
-func main() { sdk.Serve(sdk.Jobs{"DEMO": Job{}}) }
+	"github.com/berth-dev/berth/sdk"
+)
+
+func main() {
+	if err := sdk.Serve(sdk.Jobs{"DEMO": sdk.Typed[Params](Job{})}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

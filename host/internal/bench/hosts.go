@@ -32,6 +32,7 @@ const secret = "bench-secret"
 type berthHost struct {
 	d    *daemon.Host
 	url  string
+	ns   string
 	keys store.Keys
 }
 
@@ -74,7 +75,7 @@ func (b *bench) startHost(ctx context.Context, ns string, jobs ...string) (*bert
 	if err := d.Start(sctx); err != nil {
 		return nil, fmt.Errorf("start a Berth host: %w", err)
 	}
-	return &berthHost{d: d, url: "http://" + l.Addr().String(), keys: store.NewKeys(ns)}, nil
+	return &berthHost{d: d, url: "http://" + l.Addr().String(), ns: ns, keys: store.NewKeys(ns)}, nil
 }
 
 func (h *berthHost) stop() { h.d.Stop() }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/host/internal/redisx"
+
+	"github.com/berth-dev/berth/sdk/proto"
 )
 
 // Config is Berth's whole configuration. The yaml tags are the file format:
@@ -41,6 +43,15 @@ type Config struct {
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// JobProperties are handed to every job, which can read but not change them.
 	JobProperties map[string]string `yaml:"job_properties"`
+	// PluginConfig holds each plugin's own settings, under the plugin's
+	// file name in plugins_dir (or one of its job names); a section goes
+	// to that plugin only, at its start. A value {$env: NAME} or
+	// {$file: /path} is read from the environment or a file. It is never
+	// logged or shown by the API.
+	PluginConfig map[string]map[string]any `yaml:"plugin_config"`
+	// Reattach lists plugins started by hand in debug mode, which the host
+	// attaches to instead of launching. Env BERTH_PLUGIN_REATTACH only.
+	Reattach map[string]proto.Reattach `yaml:"-"`
 	// Plugins tunes how plugin processes are started, restarted and stopped.
 	Plugins Plugins `yaml:"plugins"`
 	// Stats sets how long final job stats are kept.

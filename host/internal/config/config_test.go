@@ -154,6 +154,8 @@ func TestDefault(t *testing.T) {
 		"plugins_dir":                                "./bin/plugins (string)",
 		"shutdown_grace":                             "30s",
 		"job_properties.len":                         "0",
+		"plugin_config.len":                          "0",
+		"Reattach.len":                               "0",
 		"plugins.start_timeout":                      "10s",
 		"plugins.restart_backoff_max":                "30s",
 		"plugins.kill_timeout":                       "5s",
@@ -254,6 +256,8 @@ func wantFull(cert, key string) *Config {
 		PluginsDir:        "/usr/lib/berth/plugins",
 		ShutdownGrace:     Duration(time.Minute),
 		JobProperties:     map[string]string{"registry_url": "https://registry.example.com", "region": "eu-west"},
+		PluginConfig: map[string]map[string]any{"scan": {
+			"adapter_url": "http://scanner:8080", "token": map[string]any{"$env": "SCANNER_TOKEN"}}},
 		Plugins: Plugins{
 			StartTimeout:      Duration(20 * time.Second),
 			RestartBackoffMax: Duration(time.Minute),
@@ -286,7 +290,7 @@ func TestLoadFull(t *testing.T) {
 		t.Parallel()
 		cert, key := tlsFiles(t)
 		got, err := Load("testdata/full.yml", env(
-			"JOB_SERVICE_HTTPS_CERT", cert, "JOB_SERVICE_HTTPS_KEY", key, "CORE_SECRET", "s3cr3t"))
+			"JOB_SERVICE_HTTPS_CERT", cert, "JOB_SERVICE_HTTPS_KEY", key, "CORE_SECRET", "s3cr3t", "SCANNER_TOKEN", "scanner-s3cret"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,7 +318,9 @@ func TestLoadFull(t *testing.T) {
 		cert, key := tlsFiles(t)
 		full, def := flatten(wantFull(cert, key)), flatten(Default())
 		for _, k := range slices.Sorted(maps.Keys(full)) {
-			if strings.ContainsAny(k, "[") || k == "worker_pool.backend" { // lists are compared whole; "redis" is the only backend
+			// Lists are compared whole, "redis" is the only backend, and
+			// Reattach comes from the environment only.
+			if strings.ContainsAny(k, "[") || k == "worker_pool.backend" || k == "Reattach.len" {
 				continue
 			}
 			if d, ok := def[k]; ok && d == full[k] {
@@ -353,7 +359,7 @@ func TestLoadFull(t *testing.T) {
 	t.Run("RoundTrip", func(t *testing.T) {
 		t.Parallel()
 		cert, key := tlsFiles(t)
-		lookup := env("JOB_SERVICE_HTTPS_CERT", cert, "JOB_SERVICE_HTTPS_KEY", key, "CORE_SECRET", "s3cr3t")
+		lookup := env("JOB_SERVICE_HTTPS_CERT", cert, "JOB_SERVICE_HTTPS_KEY", key, "CORE_SECRET", "s3cr3t", "SCANNER_TOKEN", "scanner-s3cret")
 		first, err := Load("testdata/full.yml", lookup)
 		if err != nil {
 			t.Fatal(err)
@@ -363,7 +369,7 @@ func TestLoadFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		if strings.Contains(string(out), "s3cr3t") {
-			t.Errorf("the marshalled config holds the secret:\n%s", out)
+			t.Errorf("the marshalled config holds a secret:\n%s", out)
 		}
 		second, err := Load(writeYAML(t, string(out)), lookup)
 		if err != nil {

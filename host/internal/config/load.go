@@ -41,7 +41,10 @@ func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	fromEnv, envErr := applyEnv(c, lookup)
 	applyDefaults(c)
-	err := errors.Join(envErr, blameEnv(c.Validate(), fromEnv))
+	// The host resolves the secrets again at start; here a missing one is
+	// a startup error that names its key.
+	_, secErr := c.PluginSections(lookup)
+	err := errors.Join(envErr, blameEnv(c.Validate(), fromEnv), secErr)
 	if err != nil {
 		return nil, &loadError{source: source, err: err}
 	}
@@ -280,6 +283,13 @@ var envVars = []envVar{
 		d, err := parseDuration(v)
 		if err == nil {
 			c.ShutdownGrace = d
+		}
+		return err
+	}},
+	{name: "BERTH_PLUGIN_REATTACH", key: "plugins.reattach", set: func(c *Config, v string) error {
+		m, err := parseReattach(v)
+		if err == nil {
+			c.Reattach = m
 		}
 		return err
 	}},

@@ -38,6 +38,9 @@ func TestEnvOverrides(t *testing.T) {
 		{"BERTH_SHUTDOWN_GRACE", "2m", map[string]string{"shutdown_grace": "2m"}, nil},
 		{"BERTH_SHUTDOWN_GRACE", "90", map[string]string{"shutdown_grace": "1m30s"}, nil},
 		{"BERTH_LOG_LEVEL", "debug", map[string]string{"loggers[0].level": "DEBUG (string)"}, nil},
+		{"BERTH_PLUGIN_REATTACH", `{"scan":{"protocol":"grpc","protocol_version":2,"network":"unix","address":"/tmp/scan.sock","pid":7}}`,
+			map[string]string{"Reattach.len": "1", "Reattach.scan.Protocol": "grpc (string)", "Reattach.scan.ProtocolVersion": "2 (int)",
+				"Reattach.scan.Network": "unix (string)", "Reattach.scan.Address": "/tmp/scan.sock (string)", "Reattach.scan.Pid": "7 (int)"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(envTestName(tc.env, tc.value), func(t *testing.T) {

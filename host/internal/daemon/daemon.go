@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -117,8 +118,12 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	}
 	h.events = events.New()
 	h.runner = runner.New(runner.Options{JobTimeout: cfg.Plugins.JobTimeout.Std(), Logger: h.log.Named("runner")})
+	sections, err := cfg.PluginSections(os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
 	if h.plugins, err = pluginhost.Load(ctx, pluginhost.Options{
-		Dir: cfg.PluginsDir, Callbacks: h.runner, Logger: h.log,
+		Dir: cfg.PluginsDir, Callbacks: h.runner, Logger: h.log, Config: sections, Reattach: cfg.Reattach,
 		StartTimeout: cfg.Plugins.StartTimeout.Std(), KillTimeout: cfg.Plugins.KillTimeout.Std(),
 		RestartBackoffMax: cfg.Plugins.RestartBackoffMax.Std(), GOMAXPROCS: cfg.Plugins.GOMAXPROCS,
 	}); err != nil {

@@ -22,7 +22,8 @@ type Event struct {
 	Reason Reason
 	// CheckIn is the message of a check-in (Reason CheckedIn).
 	CheckIn string
-	// RetryAt is when a failed run is retried (Reason RetryWait), unix s.
+	// RetryAt is when the job runs again (unix s): a failed run waiting
+	// for its retry (Reason RetryWait), or a snoozed one (Reason Snoozed).
 	RetryAt int64
 	// UpstreamJobID is the policy or parent job of an execution.
 	UpstreamJobID string
@@ -59,6 +60,9 @@ const (
 	Failed Reason = "failed"
 	// RetryWait: the run failed and will be retried at RetryAt.
 	RetryWait Reason = "retry_wait"
+	// Snoozed: the run asked to run again at RetryAt, without counting a
+	// failure; the job is Scheduled in a new revision.
+	Snoozed Reason = "snoozed"
 	// StoppedByRequest and CancelledByRequest: an operator's stop or
 	// cancel ended the job (a queued job at once, a running one once its
 	// run returned, or an execution with its policy).

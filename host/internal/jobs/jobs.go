@@ -90,9 +90,10 @@ func New(opts Options) *Controller {
 	if opts.Retry.Base <= 0 {
 		opts.Retry.Base = 10 * time.Second
 	}
-	if opts.Retry.Max < opts.Retry.Base {
-		opts.Retry.Max = max(opts.Retry.Base, 10*time.Minute)
+	if opts.Retry.Max <= 0 {
+		opts.Retry.Max = 10 * time.Minute
 	}
+	opts.Retry.Max = max(opts.Retry.Max, opts.Retry.Base)
 	if opts.Retry.Jitter == 0 {
 		opts.Retry.Jitter = 0.25
 	}

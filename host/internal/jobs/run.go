@@ -73,7 +73,7 @@ func (c *Controller) Handle(j queue.Job) error {
 		log.Error("the runner refused the attempt", "error", err)
 		out = runner.Outcome{Kind: runner.Failed, Err: err.Error()}
 	}
-	c.finish(jt, j, a, out, log)
+	c.finish(jt, j, a, res.Snoozes, out, log)
 	return nil
 }
 
@@ -90,9 +90,13 @@ func (c *Controller) properties(j queue.Job, st *job.Stats) map[string]string {
 	return props
 }
 
-// finish records how an attempt ended and, for a failure, decides on the
-// retry: this is the one place that does.
-func (c *Controller) finish(jt pluginhost.JobType, j queue.Job, a runner.Attempt, out runner.Outcome, log lazyLog) {
+// DefaultMaxSnoozes bounds the snoozes of a job type that declares 0.
+const DefaultMaxSnoozes = 100
+
+// finish records how an attempt ended and decides what comes next: a
+// retry after a failure, a later run after a snooze. This is the one place
+// that does.
+func (c *Controller) finish(jt pluginhost.JobType, j queue.Job, a runner.Attempt, snoozes int, out runner.Outcome, log lazyLog) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	end := store.Change{ID: a.ID, Revision: a.Revision}
@@ -106,16 +110,52 @@ func (c *Controller) finish(jt pluginhost.JobType, j queue.Job, a runner.Attempt
 		return
 	case runner.Succeeded:
 		end.To, end.Reason = job.Success, job.Succeeded
+		if len(out.Output) > 0 {
+			end.Set = store.Fields{store.FieldOutput: string(out.Output)}
+		}
+	case runner.Snoozed:
+		c.snooze(ctx, jt, j, a, snoozes, out, log)
+		return
 	default:
-		c.fail(ctx, jt, j, a, out.Err, log)
+		c.fail(ctx, jt, j, a, out.Err, out.Kind == runner.FailedPermanently, log)
 		return
 	}
 	c.move(ctx, end, log)
 }
 
+// snooze records a run that asks to run again later: Scheduled, in a new
+// revision, at the wait it asked for, with its failure count unchanged;
+// past the job type's bound on snoozes, a failure.
+func (c *Controller) snooze(ctx context.Context, jt pluginhost.JobType, j queue.Job, a runner.Attempt, snoozes int, out runner.Outcome, log lazyLog) {
+	limit := int(jt.MaxSnoozes)
+	if limit == 0 {
+		limit = DefaultMaxSnoozes
+	}
+	if snoozes >= limit {
+		c.fail(ctx, jt, j, a, fmt.Sprintf("the job snoozed %d times, the most allowed (last: %s)", snoozes, out.Err), true, log)
+		return
+	}
+	at := ceilSecond(c.clk.Now().Add(out.SnoozeFor))
+	a.Log.Log(joblog.Info, fmt.Sprintf("snoozing for %s (%d of at most %d): %s", out.SnoozeFor.Round(time.Second), snoozes+1, limit, out.Err))
+	c.move(ctx, store.Change{ID: a.ID, Next: true, To: job.Scheduled, Reason: job.Snoozed, Detail: out.Err,
+		Set:      store.Fields{store.FieldRunAt: strconv.FormatInt(at, 10), store.FieldSnoozes: strconv.Itoa(snoozes + 1)},
+		Schedule: &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params, Unique: j.Unique, Fails: j.Fails},
+		RunAt:    at}, log)
+}
+
+// ceilSecond is t as a whole unix second, never before t: gocraft/work's
+// sets are scored in seconds, and a job must not run early.
+func ceilSecond(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
 // fail records a failed attempt: Error, and a retry when the job type
-// allows one.
-func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Job, a runner.Attempt, reason string, log lazyLog) {
+// allows one and the failure is not permanent.
+func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Job, a runner.Attempt, reason string, permanent bool, log lazyLog) {
 	fails := a.Number
 	maxFails := int64(jt.MaxFails)
 	if maxFails == 0 {
@@ -123,18 +163,17 @@ func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Jo
 	}
 	a.Log.Log(joblog.Error, fmt.Sprintf("attempt %d failed: %s", fails, reason))
 	end := store.Change{ID: a.ID, Revision: a.Revision, To: job.Error, Reason: job.Failed, Detail: reason}
-	if !jt.ShouldRetry || fails >= maxFails {
+	if permanent {
+		a.Log.Log(joblog.Info, "the failure is permanent: the job is not retried")
+	}
+	if permanent || !jt.ShouldRetry || fails >= maxFails {
 		log.Info("job failed", "error", reason, "fails", fails)
 		c.move(ctx, end, log)
 		return
 	}
 	now := c.clk.Now()
 	delay := c.opts.Retry.Delay(int(fails))
-	at := now.Add(delay)
-	retryAt := at.Unix()
-	if at.Nanosecond() > 0 {
-		retryAt++ // due at the start of a whole second, never early
-	}
+	retryAt := ceilSecond(now.Add(delay))
 	a.Log.Log(joblog.Info, fmt.Sprintf("retrying in %s (failure %d of at most %d)", delay.Round(time.Second), fails, maxFails))
 	end.Reason, end.RetryAt = job.RetryWait, retryAt
 	end.Retry = &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params, Unique: j.Unique,
@@ -172,10 +211,10 @@ func (c *Controller) requeue(id string, log lazyLog) {
 	c.publish(res.Events)
 }
 
-// Checkin records the progress message of a running attempt
+// Checkin records progress messages of a running attempt, in order
 // (runner.Reporter).
-func (c *Controller) Checkin(ctx context.Context, id string, revision int64, message string) error {
-	res, err := c.st.Checkin(ctx, id, revision, message)
+func (c *Controller) Checkin(ctx context.Context, id string, revision int64, messages ...string) error {
+	res, err := c.st.Checkin(ctx, id, revision, messages...)
 	if err != nil {
 		return err
 	}

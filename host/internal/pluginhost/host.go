@@ -2,11 +2,13 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berth-dev/berth/sdk/proto"
+	"github.com/berth-dev/berth/sdk/schema"
 )
 
 // Options configure a Host.
@@ -35,6 +38,18 @@ type Options struct {
 	// GOMAXPROCS for plugin processes; 0 gives max(4, 2*NumCPU) so that a
 	// stop reaches a job quickly even when the machine is busy.
 	GOMAXPROCS int
+	// Config holds the plugins' own configuration sections (JSON objects,
+	// secrets resolved), keyed by a plugin's file name or by one of its job
+	// names; each is handed to that plugin only, at every start.
+	Config map[string][]byte
+	// Reattach maps plugin file names to plugins started by hand in debug
+	// mode, which the host attaches to instead of launching (see
+	// proto.ReattachEnv).
+	Reattach map[string]proto.Reattach
+	// CheckinWindow is how long a run's check-ins and log lines wait for
+	// more before they are recorded together (default 50ms; every one is
+	// recorded, in order, and all before the run's outcome or a sub-job).
+	CheckinWindow time.Duration
 }
 
 func (o *Options) defaults() {
@@ -50,6 +65,9 @@ func (o *Options) defaults() {
 	if o.GOMAXPROCS <= 0 {
 		o.GOMAXPROCS = max(4, 2*runtime.NumCPU())
 	}
+	if o.CheckinWindow <= 0 {
+		o.CheckinWindow = 50 * time.Millisecond
+	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
@@ -62,9 +80,17 @@ type JobType struct {
 	MaxFails       uint
 	ShouldRetry    bool
 	MaxConcurrency uint
-	Version        string
+	// MaxSnoozes bounds the snoozes of one run (0 means the host default).
+	MaxSnoozes uint
+	Version    string
+	// ParamsSchema is the JSON Schema of the parameters (nil: none).
+	ParamsSchema []byte
+	// Validates: the plugin checks more than the schema.
+	Validates bool
 	// Plugin is the path of the plugin binary that serves it.
 	Plugin string
+
+	schema *schema.Schema
 }
 
 // Host runs the plugins of one berth process.
@@ -104,9 +130,20 @@ func Load(ctx context.Context, opts Options) (*Host, error) {
 		return nil, errors.New("pluginhost: Options.Callbacks is required")
 	}
 	paths, err := discover(opts.Dir)
-	if err != nil {
+	if err != nil && len(opts.Reattach) == 0 {
 		return nil, err
 	}
+	// A plugin started by hand in debug mode may have no file here.
+	for name := range opts.Reattach {
+		p := filepath.Join(opts.Dir, name)
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
 	h := &Host{opts: opts, spawn: newSpawner(), byName: map[string]*proc{}, types: map[string]JobType{}}
 
 	type started struct {
@@ -133,7 +170,7 @@ func Load(ctx context.Context, opts Options) (*Host, error) {
 		}
 	}
 	if len(errs) == 0 {
-		errs = append(errs, h.register())
+		errs = append(errs, h.register(), h.checkConfig())
 	}
 	if err := errors.Join(errs...); err != nil {
 		h.Close()
@@ -190,6 +227,19 @@ func (h *Host) register() error {
 	return errors.Join(errs...)
 }
 
+// checkConfig refuses a plugin_config section that names no plugin.
+func (h *Host) checkConfig() error {
+	var errs []error
+	for key := range h.opts.Config {
+		_, isJob := h.byName[key]
+		isPlugin := slices.ContainsFunc(h.procs, func(p *proc) bool { return filepath.Base(p.path) == key })
+		if !isJob && !isPlugin {
+			errs = append(errs, fmt.Errorf("pluginhost: plugin_config.%s names no plugin file in plugins_dir %q and no job name it serves", key, h.opts.Dir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // JobTypes lists the job types of all plugins, sorted by name.
 func (h *Host) JobTypes() []JobType {
 	out := make([]JobType, 0, len(h.types))
@@ -214,18 +264,28 @@ func (h *Host) procFor(name string) (*proc, error) {
 	return p, nil
 }
 
-// Validate asks the plugin whether params (a JSON object) are valid for the
-// job name. A rejection is a *ValidationError.
+// Validate checks params (a JSON object) for the job name: against the
+// job type's JSON Schema, then, when the plugin declares it validates, by
+// the plugin's Validate. A rejection is a *ValidationError.
 func (h *Host) Validate(ctx context.Context, name string, params []byte) error {
 	p, err := h.procFor(name)
 	if err != nil {
 		return err
 	}
+	jt := h.types[name]
+	if jt.schema != nil {
+		if err := jt.schema.Check(params); err != nil {
+			return &ValidationError{Job: name, Reason: err.Error()}
+		}
+	}
+	if !jt.Validates {
+		return nil
+	}
 	c, err := p.client(ctx)
 	if err != nil {
 		return err
 	}
-	resp, err := c.job.Validate(ctx, &proto.ValidateRequest{JobName: name, Parameters: params}, proto.GRPCCallOptions()...)
+	resp, err := c.rpc.Validate(ctx, &proto.ValidateRequest{JobName: name, Parameters: params}, proto.GRPCCallOptions()...)
 	if err != nil {
 		return p.callError(ctx, c, "Validate", err)
 	}
@@ -239,21 +299,46 @@ func (h *Host) Validate(ctx context.Context, name string, params []byte) error {
 type RunRequest struct {
 	Name       string
 	JobID      string
+	Revision   int64
+	Attempt    int
 	Parameters []byte
 	Properties map[string]string
+	// Deadline, when set, ends the job's context in the plugin then.
+	Deadline time.Time
 }
+
+// RunKind is how an attempt ended inside the plugin.
+type RunKind int
+
+// Run kinds.
+const (
+	RunSucceeded RunKind = iota
+	RunFailed
+	RunFailedPermanently
+	RunSnoozed
+)
 
 // RunResult is how an attempt ended inside the plugin.
 type RunResult struct {
-	// Err is the job's error; empty on success.
+	Kind RunKind
+	// Err is why the run failed or snoozed.
 	Err string
 	// Panicked: the job's Run panicked (the plugin survived it).
 	Panicked bool
+	// Output is the JSON a successful run produced (nil: none).
+	Output []byte
+	// Snooze is the wait a snoozed run asked for.
+	Snooze time.Duration
 }
 
-// Run runs one attempt and returns when the job's Run returns, the plugin
-// fails (ErrPluginFailed), or ctx is done (ctx's error: the call is
-// cancelled in the plugin).
+// MaxOutputBytes bounds a run's output.
+const MaxOutputBytes = 1 << 20
+
+// Run runs one attempt on the plugin's session and returns when the job's
+// outcome arrives, the plugin fails (ErrPluginFailed), or ctx is done
+// (ctx's cause; the plugin is told to end the job). The run's check-ins,
+// log lines and sub-job requests go to the Callbacks, in order, from the
+// goroutine that called Run; check-ins in batches (Options.CheckinWindow).
 func (h *Host) Run(ctx context.Context, req RunRequest) (RunResult, error) {
 	p, err := h.procFor(req.Name)
 	if err != nil {
@@ -263,21 +348,134 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (RunResult, error) {
 	if err != nil {
 		return RunResult{}, err
 	}
-	untrack := c.callbacks.track(req.JobID)
-	defer untrack()
-	resp, err := c.job.Run(ctx, &proto.RunRequest{
-		JobName: req.Name, JobId: req.JobID, Parameters: req.Parameters, Properties: req.Properties,
-	}, proto.GRPCCallOptions()...)
+	s := c.session
+	in, err := s.begin(req.JobID, h.opts.CheckinWindow)
 	if err != nil {
+		return RunResult{}, fmt.Errorf("pluginhost: run %s in plugin %s: %w", req.JobID, filepath.Base(p.path), err)
+	}
+	defer s.finish(req.JobID)
+	start := &proto.Start{JobId: req.JobID, JobName: req.Name, Parameters: req.Parameters, Attempt: uint32(req.Attempt),
+		Properties: req.Properties, Revision: req.Revision}
+	if !req.Deadline.IsZero() {
+		start.DeadlineUnixMs = req.Deadline.UnixMilli()
+	}
+	if err := s.send(&proto.HostMessage{Msg: &proto.HostMessage_Start{Start: start}}); err != nil {
 		return RunResult{}, p.callError(ctx, c, "Run", err)
 	}
-	return RunResult{Err: resp.GetError(), Panicked: resp.GetPanicked()}, nil
+	// The run's own callbacks outlive a stop (its last lines still go to
+	// the log), but not the host.
+	r := &run{h: h, s: s, ctx: context.WithoutCancel(ctx), jobID: req.JobID}
+	for {
+		msgs, due := in.take()
+		if res, done := r.handle(msgs); done {
+			return res, nil
+		}
+		if due {
+			r.flush()
+		}
+		select {
+		case <-in.notify:
+		case <-s.dead:
+			msgs, _ := in.take()
+			if res, done := r.handle(msgs); done {
+				return res, nil
+			}
+			r.flush()
+			return RunResult{}, p.callError(ctx, c, "Run", s.err)
+		case <-ctx.Done():
+			r.flush()
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				_ = s.send(&proto.HostMessage{Msg: &proto.HostMessage_Stop{Stop: &proto.Stop{JobId: req.JobID, Reason: proto.StopReason_STOP_REASON_SHUTDOWN}}})
+			}
+			return RunResult{}, p.callError(ctx, c, "Run", ctx.Err())
+		}
+	}
 }
 
-// Signal tells a running job that it is about to be stopped or cancelled;
-// the plugin ends the job's context. found is false when the job is not
-// running in the plugin.
-func (h *Host) Signal(ctx context.Context, name, jobID string, cmd proto.OPCommand) (found bool, err error) {
+// run is the host's side of one run while Run waits for its outcome.
+type run struct {
+	h     *Host
+	s     *session
+	ctx   context.Context
+	jobID string
+
+	pending []string // check-ins not recorded yet
+}
+
+// handle passes a run's messages on, in order; done when one was the
+// outcome. Check-ins are kept until the window passed (the inbox says
+// when), so that a job that checks in often costs one write per window,
+// not per check-in; they are recorded before a sub-job is launched and
+// before the outcome.
+func (r *run) handle(msgs []*proto.PluginMessage) (RunResult, bool) {
+	cb := r.h.opts.Callbacks
+	for _, m := range msgs {
+		switch x := m.GetMsg().(type) {
+		case *proto.PluginMessage_Checkin:
+			r.pending = append(r.pending, x.Checkin.GetMessage())
+		case *proto.PluginMessage_Logs:
+			if err := cb.Log(r.ctx, r.jobID, x.Logs.GetEntries()); err != nil {
+				r.h.opts.Logger.Debug("log lines were not recorded", "job_id", r.jobID, "error", err)
+			}
+		case *proto.PluginMessage_Launch:
+			r.flush()
+			res := &proto.LaunchResult{JobId: r.jobID, RequestId: x.Launch.GetRequestId()}
+			stats, err := cb.LaunchJob(r.ctx, r.jobID, x.Launch.GetRequest())
+			if err != nil {
+				res.Error = fmt.Sprintf("launch sub-job: %v", err)
+			} else {
+				res.Stats = stats
+			}
+			_ = r.s.send(&proto.HostMessage{Msg: &proto.HostMessage_LaunchResult{LaunchResult: res}})
+		case *proto.PluginMessage_Outcome:
+			r.flush()
+			return outcomeOf(x.Outcome), true
+		}
+	}
+	return RunResult{}, false
+}
+
+// flush records the pending check-ins in one step.
+func (r *run) flush() {
+	if len(r.pending) == 0 {
+		return
+	}
+	if err := r.h.opts.Callbacks.Checkin(r.ctx, r.jobID, r.pending...); err != nil {
+		r.h.opts.Logger.Warn("check-ins were not recorded", "job_id", r.jobID, "count", len(r.pending), "error", err)
+	}
+	r.pending = nil
+}
+
+func outcomeOf(o *proto.Outcome) RunResult {
+	r := RunResult{Err: o.GetError(), Panicked: o.GetPanicked()}
+	switch o.GetKind() {
+	case proto.Outcome_KIND_SUCCESS:
+		r.Kind, r.Err = RunSucceeded, ""
+		if out := o.GetOutput(); len(out) > MaxOutputBytes {
+			r.Kind, r.Err = RunFailed, fmt.Sprintf("the job's output is %d bytes, more than the %d allowed", len(out), MaxOutputBytes)
+		} else if len(out) > 0 {
+			if !json.Valid(out) {
+				r.Kind, r.Err = RunFailed, "the job's output is not JSON"
+			} else {
+				r.Output = out
+			}
+		}
+	case proto.Outcome_KIND_PERMANENT_ERROR:
+		r.Kind = RunFailedPermanently
+	case proto.Outcome_KIND_SNOOZE:
+		r.Kind, r.Snooze = RunSnoozed, time.Duration(o.GetSnoozeMillis())*time.Millisecond
+	default:
+		r.Kind = RunFailed
+		if r.Err == "" {
+			r.Err = "the job failed without saying why"
+		}
+	}
+	return r
+}
+
+// Signal tells a running job to stop or cancel; the plugin ends the job's
+// context. found is false when the job is not running in the plugin.
+func (h *Host) Signal(_ context.Context, name, jobID string, reason proto.StopReason) (found bool, err error) {
 	p, err := h.procFor(name)
 	if err != nil {
 		return false, err
@@ -286,11 +484,13 @@ func (h *Host) Signal(ctx context.Context, name, jobID string, cmd proto.OPComma
 	if c == nil {
 		return false, err
 	}
-	resp, err := c.job.Signal(ctx, &proto.SignalRequest{JobId: jobID, Command: cmd}, proto.GRPCCallOptions()...)
-	if err != nil {
-		return false, p.callError(ctx, c, "Signal", err)
+	if !c.session.has(jobID) {
+		return false, nil
 	}
-	return resp.GetFound(), nil
+	if err := c.session.send(&proto.HostMessage{Msg: &proto.HostMessage_Stop{Stop: &proto.Stop{JobId: jobID, Reason: reason}}}); err != nil {
+		return false, fmt.Errorf("%w: signal %s: %v", ErrPluginFailed, filepath.Base(p.path), err)
+	}
+	return true, nil
 }
 
 // PIDs lists the process IDs of the running plugin processes.

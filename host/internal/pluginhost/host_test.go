@@ -26,6 +26,7 @@ import (
 // recorder records the callbacks of running jobs.
 type recorder struct {
 	mu       sync.Mutex
+	calls    map[string]int // Checkin calls per job
 	checkIns map[string][]string
 	logs     map[string][]string
 	launched []string
@@ -33,16 +34,19 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{checkIns: map[string][]string{}, logs: map[string][]string{}, notify: make(chan string, 100)}
+	return &recorder{calls: map[string]int{}, checkIns: map[string][]string{}, logs: map[string][]string{}, notify: make(chan string, 100)}
 }
 
-func (r *recorder) Checkin(_ context.Context, id, msg string) error {
+func (r *recorder) Checkin(_ context.Context, id string, msgs ...string) error {
 	r.mu.Lock()
-	r.checkIns[id] = append(r.checkIns[id], msg)
+	r.calls[id]++
+	r.checkIns[id] = append(r.checkIns[id], msgs...)
 	r.mu.Unlock()
-	select {
-	case r.notify <- id + " " + msg:
-	default:
+	for _, msg := range msgs {
+		select {
+		case r.notify <- id + " " + msg:
+		default:
+		}
 	}
 	return nil
 }
@@ -123,8 +127,18 @@ func TestDescribe(t *testing.T) {
 		t.Fatalf("job names = %v, want %s", names, want)
 	}
 	demo, ok := b.host.JobType("DEMO")
-	if !ok || demo.MaxFails != 3 || !demo.ShouldRetry || demo.Version != "1.0.0" || filepath.Base(demo.Plugin) != "demo" {
+	if !ok || demo.MaxFails != 3 || !demo.ShouldRetry || demo.Version != "2.0.0" || filepath.Base(demo.Plugin) != "demo" ||
+		!demo.Validates || !strings.Contains(string(demo.ParamsSchema), `"hold_seconds"`) {
 		t.Fatalf("DEMO = %+v", demo)
+	}
+	// Defaults: the host's retry rules; a schema and no Validate.
+	b = setup(t, "features")
+	typed, _ := b.host.JobType("TYPED")
+	if typed.MaxFails != 0 || !typed.ShouldRetry || typed.Validates || len(typed.ParamsSchema) == 0 {
+		t.Fatalf("TYPED = %+v", typed)
+	}
+	if snooze, _ := b.host.JobType("SNOOZE"); snooze.MaxSnoozes != 3 || snooze.ParamsSchema != nil || snooze.Validates {
+		t.Fatalf("SNOOZE = %+v", snooze)
 	}
 }
 
@@ -140,8 +154,57 @@ func TestValidate(t *testing.T) {
 	if !errors.As(err, &verr) || !strings.Contains(verr.Reason, `must start with "demo"`) {
 		t.Fatalf("invalid params: err = %v, want a ValidationError naming the prefix", err)
 	}
+	// The schema is checked by the host, with messages naming the parameter.
+	err = b.host.Validate(ctx, "DEMO", params(t, map[string]any{"image": "demo", "hold_seconds": 4000}))
+	if !errors.As(err, &verr) || verr.Reason != `parameter "hold_seconds" must be a number from 0 to 3600, got 4000` {
+		t.Fatalf("out of range: err = %v", err)
+	}
 	if err := b.host.Validate(ctx, "NOPE", nil); !errors.Is(err, pluginhost.ErrUnknownJob) {
 		t.Fatalf("unknown job: err = %v, want ErrUnknownJob", err)
+	}
+}
+
+// TestValidateSkipsThePluginWhenTheSchemaDecides stops the plugin process
+// (SIGSTOP): a job type without a Validate of its own is still checked,
+// by the host alone, while one with a Validate needs the plugin.
+func TestValidateSkipsThePluginWhenTheSchemaDecides(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "features", "fixture")
+	for _, pid := range b.host.PIDs() {
+		stop(t, pid)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.host.Validate(ctx, "TYPED", params(t, map[string]any{"count": 3})); err != nil {
+		t.Fatalf("valid TYPED params with the plugin stopped: %v", err)
+	}
+	err := b.host.Validate(ctx, "TYPED", params(t, map[string]any{"count": 11, "extra": true}))
+	var verr *pluginhost.ValidationError
+	if !errors.As(err, &verr) || !strings.Contains(verr.Reason, `parameter "count" must be a whole number from 1 to 10, got 11`) ||
+		!strings.Contains(verr.Reason, `unknown parameter "extra"`) {
+		t.Fatalf("invalid TYPED params: err = %v", err)
+	}
+	// A job whose plugin must be asked waits for it: here, until ctx ends.
+	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelShort()
+	if err := b.host.Validate(short, "SPAWN", params(t, map[string]any{"name": "x"})); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SPAWN with the plugin stopped: %v, want the call to wait for it", err)
+	}
+}
+
+// stop stops process pid (SIGSTOP) until the test ends.
+func stop(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	// Every thread of the process stops only once it is scheduled.
+	for deadline := time.Now().Add(10 * time.Second); !procs.Stopped(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin process did not stop")
+		}
 	}
 }
 
@@ -162,7 +225,7 @@ func TestRunReportsCheckInsAndLogsInOrder(t *testing.T) {
 	res, err := b.host.Run(context.Background(), pluginhost.RunRequest{
 		Name: "DEMO", JobID: id, Parameters: params(t, map[string]any{"image": "demo", "hold_seconds": 0, "log_lines": 500}),
 	})
-	if err != nil || res.Err != "" {
+	if err != nil || res.Kind != pluginhost.RunSucceeded {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	b.rec.mu.Lock()
@@ -186,12 +249,12 @@ func TestPropertiesAndLaunchJob(t *testing.T) {
 	b := setup(t, "fixture")
 	ctx := context.Background()
 	res, err := b.host.Run(ctx, pluginhost.RunRequest{Name: "PROPS", JobID: "aaaaaaaaaaaaaaaaaaaaaaaa", Properties: map[string]string{"key": "v1"}})
-	if err != nil || res.Err != "" {
+	if err != nil || res.Kind != pluginhost.RunSucceeded {
 		t.Fatalf("PROPS = %+v, %v", res, err)
 	}
 	res, err = b.host.Run(ctx, pluginhost.RunRequest{Name: "SPAWN", JobID: "bbbbbbbbbbbbbbbbbbbbbbbb",
 		Parameters: params(t, map[string]any{"name": "DEMO", "parameters": map[string]any{"image": "demo"}})})
-	if err != nil || res.Err != "" {
+	if err != nil || res.Kind != pluginhost.RunSucceeded {
 		t.Fatalf("SPAWN = %+v, %v", res, err)
 	}
 	b.rec.mu.Lock()
@@ -212,11 +275,11 @@ func TestSignalEndsTheRunAtOnce(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		cmd  proto.OPCommand
+		cmd  proto.StopReason
 		want string
 	}{
-		{"Stop", proto.OPCommand_OP_COMMAND_STOP, "DEMO stop"},
-		{"Cancel", proto.OPCommand_OP_COMMAND_CANCEL, "DEMO cancel"},
+		{"Stop", proto.StopReason_STOP_REASON_STOP, "DEMO stop"},
+		{"Cancel", proto.StopReason_STOP_REASON_CANCEL, "DEMO cancel"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -287,7 +350,7 @@ func TestCrashFailsTheRunAndThePluginComesBack(t *testing.T) {
 	// The next job waits for the restart and runs.
 	res, err := b.host.Run(context.Background(), pluginhost.RunRequest{Name: "DEMO", JobID: "000000000000000000000005",
 		Parameters: params(t, map[string]any{"image": "demo", "hold_seconds": 0})})
-	if err != nil || res.Err != "" {
+	if err != nil || res.Kind != pluginhost.RunSucceeded {
 		t.Fatalf("Run after the crash = %+v, %v", res, err)
 	}
 	after := b.host.PIDs()
@@ -312,7 +375,7 @@ func TestPoisonedStderrCannotCrashTheHost(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 	res, err := b.host.Run(ctx, pluginhost.RunRequest{Name: "BAD_STDERR", JobID: "000000000000000000000006"})
-	if err != nil || res.Err != "" {
+	if err != nil || res.Kind != pluginhost.RunSucceeded {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	// Every poison line is in the host's log, as text.
@@ -334,7 +397,7 @@ func TestPluginStdoutAndStderrReachTheHostLog(t *testing.T) {
 	b := setup(t, "fixture")
 	res, err := b.host.Run(context.Background(), pluginhost.RunRequest{Name: "PRINT", JobID: "000000000000000000000007",
 		Parameters: params(t, map[string]any{"text": "hello from the plugin"})})
-	if err != nil || res.Err != "" {
+	if err != nil || res.Kind != pluginhost.RunSucceeded {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -359,7 +422,7 @@ func TestPluginExitsWhenItsParentDies(t *testing.T) {
 	sh := exec.Command("sh", "-c", `"$PLUGIN" & echo $!; wait`)
 	sh.Env = append(os.Environ(), "PLUGIN="+plugintest.Binary(t, "demo"),
 		proto.Handshake.MagicCookieKey+"="+proto.Handshake.MagicCookieValue,
-		"PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_MIN_PORT=0", "PLUGIN_MAX_PORT=0")
+		"PLUGIN_PROTOCOL_VERSIONS=2", "PLUGIN_MIN_PORT=0", "PLUGIN_MAX_PORT=0")
 	out, err := sh.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

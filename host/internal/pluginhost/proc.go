@@ -21,6 +21,7 @@ import (
 
 	"github.com/berth-dev/berth/host/internal/backoff"
 	"github.com/berth-dev/berth/sdk/proto"
+	"github.com/berth-dev/berth/sdk/schema"
 )
 
 // restartBackoffMin is the first wait before restarting a dead plugin.
@@ -50,7 +51,8 @@ type proc struct {
 type instance struct {
 	client  *plugin.Client
 	pc      *pluginClient
-	runner  *procRunner
+	runner  *procRunner // nil for a plugin attached to (debug mode)
+	pid     int
 	started time.Time
 }
 
@@ -76,7 +78,7 @@ func (p *proc) start(ctx context.Context) error {
 	for i, t := range types {
 		names[i] = t.Name
 	}
-	p.log.Info("plugin started", "path", p.path, "pid", inst.runner.pid, "jobs", strings.Join(names, ","))
+	p.log.Info("plugin started", "path", p.path, "pid", inst.pid, "jobs", strings.Join(names, ","))
 	return nil
 }
 
@@ -94,25 +96,16 @@ func (p *proc) pluginEnv(goPluginEnv []string) []string {
 	return append(env, "GOMAXPROCS="+strconv.Itoa(p.h.opts.GOMAXPROCS))
 }
 
-// launch starts a process, connects, learns its job types and attaches the
-// host's callback service.
+// launch starts a process (or attaches to one started by hand in debug
+// mode), connects, learns its job types, hands it its configuration and
+// opens its session.
 func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 	var pr *procRunner
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: proto.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{
-			proto.ProtocolVersion: {proto.PluginName: &grpcPlugin{newCallbackServer: func() *callbackServer {
-				return newCallbackServer(p.h.opts.Callbacks)
-			}}},
-		},
-		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			r, err := newProcRunner(p.path, p.pluginEnv(append(os.Environ(), cmd.Env...)), p.h.spawn, p.log)
-			pr = r
-			return r, err
-		},
-		SkipHostEnv:      true,
+	set := plugin.PluginSet{proto.PluginName: grpcPlugin{}}
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  proto.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{proto.ProtocolVersion: set},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
 		StartTimeout:     p.h.opts.StartTimeout,
 		Logger:           p.log,
 		SyncStdout:       &lineLogger{log: p.log, stream: "stdout"},
@@ -120,7 +113,23 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 		GRPCDialOptions: []grpc.DialOption{
 			grpc.WithDefaultCallOptions(proto.GRPCCallOptions()...),
 		},
-	})
+	}
+	if ra, ok := p.h.opts.Reattach[filepath.Base(p.path)]; ok {
+		rc, err := ra.Config()
+		if err != nil {
+			return nil, nil, fmt.Errorf("pluginhost: plugin %s: %s: %w", p.path, proto.ReattachEnv, err)
+		}
+		// A reattached client dispenses from Plugins.
+		cfg.Reattach, cfg.Plugins = rc, set
+	} else {
+		cfg.RunnerFunc = func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
+			r, err := newProcRunner(p.path, p.pluginEnv(append(os.Environ(), cmd.Env...)), p.h.spawn, p.log)
+			pr = r
+			return r, err
+		}
+		cfg.SkipHostEnv, cfg.AutoMTLS = true, true
+	}
+	client := plugin.NewClient(cfg)
 	fail := func(what string, err error) (*instance, []JobType, error) {
 		inst := &instance{client: client, runner: pr}
 		p.kill(inst)
@@ -128,6 +137,9 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 	}
 	rpc, err := client.Client()
 	if err != nil {
+		if strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
+			return fail("start", fmt.Errorf("it speaks another Berth plugin protocol than this host's version %d (%v): rebuild it with the current sdk", proto.ProtocolVersion, err))
+		}
 		return fail("start", err)
 	}
 	raw, err := rpc.Dispense(proto.PluginName)
@@ -140,18 +152,63 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 	}
 	callCtx, cancel := context.WithTimeout(ctx, p.h.opts.StartTimeout)
 	defer cancel()
-	desc, err := pc.job.Describe(callCtx, &proto.DescribeRequest{})
+	desc, err := pc.rpc.Describe(callCtx, &proto.DescribeRequest{})
 	if err != nil {
 		return fail("Describe", err)
-	}
-	if _, err := pc.job.Attach(callCtx, &proto.AttachRequest{BrokerId: pc.brokerID}); err != nil {
-		return fail("Attach", err)
 	}
 	types, err := p.jobTypes(desc)
 	if err != nil {
 		return fail("Describe", err)
 	}
-	return &instance{client: client, pc: pc, runner: pr, started: time.Now()}, types, nil
+	section, err := p.section(types)
+	if err != nil {
+		return fail("configuration", err)
+	}
+	conf, err := pc.rpc.Configure(callCtx, &proto.ConfigureRequest{Config: section})
+	if err != nil {
+		return fail("Configure", err)
+	}
+	if conf.GetError() != "" {
+		return fail("configuration", fmt.Errorf("the plugin refused its section of plugin_config: %s", conf.GetError()))
+	}
+	// The session lasts as long as the process.
+	if pc.session, err = openSession(context.Background(), pc.rpc); err != nil {
+		return fail("Session", err)
+	}
+	if desc.GetSdk() != "" {
+		p.log.Debug("plugin described", "sdk", desc.GetSdk())
+	}
+	inst := &instance{client: client, pc: pc, runner: pr, started: time.Now()}
+	switch {
+	case pr != nil:
+		inst.pid = pr.pid
+	case cfg.Reattach != nil:
+		inst.pid = cfg.Reattach.Pid
+	}
+	return inst, types, nil
+}
+
+// section is the plugin's configuration: the section under its file name
+// or under one of its job names (not both), or {}.
+func (p *proc) section(types []JobType) ([]byte, error) {
+	keys := []string{filepath.Base(p.path)}
+	for _, t := range types {
+		keys = append(keys, t.Name)
+	}
+	var found string
+	var raw []byte
+	for _, k := range keys {
+		if v, ok := p.h.opts.Config[k]; ok {
+			if found != "" {
+				return nil, fmt.Errorf("plugin_config has sections %q and %q for the same plugin: keep one", found, k)
+			}
+			found, raw = k, v
+		}
+	}
+	if raw == nil {
+		raw = []byte("{}")
+	}
+	return raw, nil
 }
 
 func (p *proc) jobTypes(desc *proto.DescribeResponse) ([]JobType, error) {
@@ -163,10 +220,19 @@ func (p *proc) jobTypes(desc *proto.DescribeResponse) ([]JobType, error) {
 		if j.GetName() == "" {
 			return nil, errors.New("the plugin declares a job with an empty name")
 		}
-		types = append(types, JobType{
+		t := JobType{
 			Name: j.GetName(), MaxFails: uint(j.GetMaxFails()), ShouldRetry: j.GetShouldRetry(),
-			MaxConcurrency: uint(j.GetMaxConcurrency()), Version: j.GetVersion(), Plugin: p.path,
-		})
+			MaxConcurrency: uint(j.GetMaxConcurrency()), MaxSnoozes: uint(j.GetMaxSnoozes()), Version: j.GetVersion(),
+			ParamsSchema: j.GetParamsSchema(), Validates: j.GetValidates(), Plugin: p.path,
+		}
+		if len(t.ParamsSchema) > 0 {
+			s, err := schema.Compile(t.ParamsSchema, "parameter")
+			if err != nil {
+				return nil, fmt.Errorf("job %s declares a parameter schema that does not compile: %w", t.Name, err)
+			}
+			t.schema = s
+		}
+		types = append(types, t)
 	}
 	return types, nil
 }
@@ -282,7 +348,7 @@ func (p *proc) supervise() {
 		}
 		failures++
 		wait := restart.Delay(failures)
-		p.log.Error("plugin process exited unexpectedly; its running jobs fail and it is restarted", "pid", inst.runner.pid, "backoff", wait)
+		p.log.Error("plugin process exited unexpectedly; its running jobs fail and it is restarted", "pid", inst.pid, "backoff", wait)
 		p.kill(inst)
 		for {
 			select {
@@ -301,14 +367,17 @@ func (p *proc) supervise() {
 				p.log.Warn("the restarted plugin declares other job types than at host start; the host keeps the types it started with until it restarts")
 			}
 			p.setUp(next)
-			p.log.Info("plugin restarted", "pid", next.runner.pid)
+			p.log.Info("plugin restarted", "pid", next.pid)
 			break
 		}
 	}
 }
 
 func sameTypes(a, b []JobType) bool {
-	return slices.EqualFunc(a, b, func(x, y JobType) bool { return x == y })
+	return slices.EqualFunc(a, b, func(x, y JobType) bool {
+		return x.Name == y.Name && x.MaxFails == y.MaxFails && x.ShouldRetry == y.ShouldRetry && x.MaxConcurrency == y.MaxConcurrency &&
+			x.MaxSnoozes == y.MaxSnoozes && x.Version == y.Version && x.Validates == y.Validates && bytes.Equal(x.ParamsSchema, y.ParamsSchema)
+	})
 }
 
 // kill stops a process within KillTimeout: gracefully first (go-plugin
@@ -316,6 +385,9 @@ func sameTypes(a, b []JobType) bool {
 func (p *proc) kill(inst *instance) {
 	if inst == nil || inst.client == nil {
 		return
+	}
+	if inst.pc != nil && inst.pc.session != nil {
+		inst.pc.session.close()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -346,7 +418,7 @@ func (p *proc) pid() int {
 	if p.inst == nil || p.inst.runner == nil {
 		return 0
 	}
-	return p.inst.runner.pid
+	return p.inst.pid
 }
 
 // close stops supervising and stops the process. Safe to call twice.

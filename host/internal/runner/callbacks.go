@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/berth-dev/berth/host/internal/joblog"
 	"github.com/berth-dev/berth/sdk/proto"
@@ -11,16 +12,16 @@ import (
 
 // The runner serves the callbacks of running jobs (pluginhost.Callbacks).
 
-// Checkin records a running job's progress message.
-func (r *Runner) Checkin(ctx context.Context, jobID, message string) error {
+// Checkin records a running job's progress messages, in order.
+func (r *Runner) Checkin(ctx context.Context, jobID string, messages ...string) error {
 	a := r.started(jobID)
 	if a == nil {
 		return fmt.Errorf("job %s is not running on this host", jobID)
 	}
-	if message == "" {
+	if len(messages) == 0 || slices.Contains(messages, "") {
 		return fmt.Errorf("job %s: a check-in needs a message", jobID)
 	}
-	return r.reporter.Checkin(ctx, jobID, a.Revision, message)
+	return r.reporter.Checkin(ctx, jobID, a.Revision, messages...)
 }
 
 // Log appends a running job's log entries to its log.

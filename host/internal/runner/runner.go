@@ -18,13 +18,13 @@ import (
 // Plugins is what the runner needs of the plugin host.
 type Plugins interface {
 	Run(ctx context.Context, req pluginhost.RunRequest) (pluginhost.RunResult, error)
-	Signal(ctx context.Context, name, jobID string, cmd proto.OPCommand) (bool, error)
+	Signal(ctx context.Context, name, jobID string, reason proto.StopReason) (bool, error)
 }
 
 // Reporter takes what a running job reports: the lifecycle owner.
 type Reporter interface {
-	// Checkin records the progress message of a running attempt.
-	Checkin(ctx context.Context, id string, revision int64, message string) error
+	// Checkin records progress messages of a running attempt, in order.
+	Checkin(ctx context.Context, id string, revision int64, messages ...string) error
 	// Launch submits a sub-job of parentID from the JSON of a Harbor job
 	// request's "job" object.
 	Launch(ctx context.Context, parentID string, request []byte) (*job.Stats, error)
@@ -36,6 +36,8 @@ type Attempt struct {
 	Revision int64
 	// Number counts the attempts of this run of the job, from 1.
 	Number int64
+	// Deadline, when set, ends the attempt (job_timeout is applied on top).
+	Deadline time.Time
 	// Params is the JSON of the job's parameters.
 	Params []byte
 	// Properties are handed to the job.
@@ -54,6 +56,12 @@ const (
 	// Failed: the job failed (its error, a crash of its plugin, a panic,
 	// the job timeout); the normal retry rules apply.
 	Failed
+	// FailedPermanently: the job failed in a way a retry cannot mend; it
+	// is never retried.
+	FailedPermanently
+	// Snoozed: the job asks to run again after SnoozeFor, without counting
+	// a failure.
+	Snoozed
 	// Stopped: the job was asked to stop or cancel (Outcome.Op) and ended.
 	Stopped
 	// Interrupted: the host shut down during the run.
@@ -63,10 +71,14 @@ const (
 // Outcome is how an attempt ended.
 type Outcome struct {
 	Kind Kind
-	// Err is why a Failed attempt failed.
+	// Err is why the attempt failed or snoozed.
 	Err string
 	// Op is the operator's request of a Stopped attempt.
 	Op job.Action
+	// Output is the JSON a successful attempt produced (nil: none).
+	Output []byte
+	// SnoozeFor is the wait a Snoozed attempt asked for.
+	SnoozeFor time.Duration
 }
 
 // Options configure a Runner.
@@ -148,16 +160,26 @@ func (r *Runner) Run(ctx context.Context, at Attempt) (Outcome, error) {
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	deadline := at.Deadline
 	if r.opts.JobTimeout > 0 {
+		if d := time.Now().Add(r.opts.JobTimeout); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+	}
+	if !deadline.IsZero() {
 		var stop context.CancelFunc
-		runCtx, stop = context.WithTimeoutCause(runCtx, r.opts.JobTimeout, fmt.Errorf("the job ran longer than job_timeout (%s)", r.opts.JobTimeout))
+		// The plugin ends the job at the deadline; the host gives it a
+		// moment to say so before it gives up on the run.
+		runCtx, stop = context.WithDeadlineCause(runCtx, deadline.Add(deadlineGrace),
+			fmt.Errorf("the job ran longer than job_timeout (%s)", r.opts.JobTimeout))
 		defer stop()
 	}
 	relayDone := make(chan struct{})
 	defer close(relayDone)
 	go r.relay(runCtx, cancel, a, relayDone)
 
-	res, err := r.plugins.Run(runCtx, pluginhost.RunRequest{Name: at.Name, JobID: at.ID, Parameters: at.Params, Properties: at.Properties})
+	res, err := r.plugins.Run(runCtx, pluginhost.RunRequest{Name: at.Name, JobID: at.ID, Revision: at.Revision, Attempt: int(at.Number),
+		Parameters: at.Params, Properties: at.Properties, Deadline: deadline})
 	out := Outcome{Op: a.opCommand()}
 	switch {
 	case out.Op != "":
@@ -168,15 +190,33 @@ func (r *Runner) Run(ctx context.Context, at Attempt) (Outcome, error) {
 		out.Kind, out.Err = Failed, context.Cause(runCtx).Error()
 	case err != nil:
 		out.Kind, out.Err = Failed, err.Error()
-	case res.Err != "":
-		out.Kind, out.Err = Failed, res.Err
-		if res.Panicked {
-			out.Err = "the job panicked: " + res.Err
-		}
+	case !deadline.IsZero() && time.Now().After(deadline) && res.Kind != pluginhost.RunSucceeded:
+		// The plugin ended the job at its deadline.
+		out.Kind, out.Err = Failed, fmt.Sprintf("the job ran longer than job_timeout (%s): %s", r.opts.JobTimeout, res.Err)
 	default:
-		out.Kind = Succeeded
+		out = outcomeOf(res)
 	}
 	return out, nil
+}
+
+// deadlineGrace is how long after its deadline a job has to end before
+// the host gives up on its run.
+const deadlineGrace = 2 * time.Second
+
+// outcomeOf is the outcome of a run the plugin ended.
+func outcomeOf(res pluginhost.RunResult) Outcome {
+	switch res.Kind {
+	case pluginhost.RunSucceeded:
+		return Outcome{Kind: Succeeded, Output: res.Output}
+	case pluginhost.RunFailedPermanently:
+		return Outcome{Kind: FailedPermanently, Err: res.Err}
+	case pluginhost.RunSnoozed:
+		return Outcome{Kind: Snoozed, Err: res.Err, SnoozeFor: res.Snooze}
+	}
+	if res.Panicked {
+		return Outcome{Kind: Failed, Err: "the job panicked: " + res.Err}
+	}
+	return Outcome{Kind: Failed, Err: res.Err}
 }
 
 // relay passes a stop or cancel on to the plugin, which ends the job's
@@ -188,16 +228,16 @@ func (r *Runner) relay(ctx context.Context, cancel context.CancelCauseFunc, a *a
 	case <-done:
 		return
 	}
-	cmd := proto.OPCommand_OP_COMMAND_STOP
+	reason := proto.StopReason_STOP_REASON_STOP
 	if a.opCommand() == job.ActionCancel {
-		cmd = proto.OPCommand_OP_COMMAND_CANCEL
+		reason = proto.StopReason_STOP_REASON_CANCEL
 	}
 	a.mu.Lock()
 	name, id := a.Name, a.ID
 	a.mu.Unlock()
 	sctx, stop := context.WithTimeout(ctx, r.opts.StopGrace)
 	defer stop()
-	if _, err := r.plugins.Signal(sctx, name, id, cmd); err != nil {
+	if _, err := r.plugins.Signal(sctx, name, id, reason); err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("could not signal the plugin; cancelling the call", "job_id", id, "error", err)
 		}

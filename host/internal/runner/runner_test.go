@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -41,10 +43,10 @@ func (p *plugin) Run(ctx context.Context, req pluginhost.RunRequest) (pluginhost
 	return p.run(ctx, req, stop)
 }
 
-func (p *plugin) Signal(_ context.Context, _, id string, cmd proto.OPCommand) (bool, error) {
+func (p *plugin) Signal(_ context.Context, _, id string, reason proto.StopReason) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.signals = append(p.signals, cmd.String()+" "+id)
+	p.signals = append(p.signals, reason.String()+" "+id)
 	if p.refuse {
 		return false, errors.New("the plugin is gone")
 	}
@@ -61,10 +63,12 @@ type reporter struct {
 	checkins []string
 }
 
-func (r *reporter) Checkin(_ context.Context, id string, rev int64, msg string) error {
+func (r *reporter) Checkin(_ context.Context, id string, rev int64, msgs ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.checkins = append(r.checkins, id+" "+msg)
+	for _, msg := range msgs {
+		r.checkins = append(r.checkins, id+" "+msg)
+	}
 	return nil
 }
 
@@ -124,20 +128,35 @@ func TestOutcomes(t *testing.T) {
 			return pluginhost.RunResult{}, nil
 		}, Outcome{Kind: Succeeded}},
 		{"JobError", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
-			return pluginhost.RunResult{Err: "no such image"}, nil
+			return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: "no such image"}, nil
 		}, Outcome{Kind: Failed, Err: "no such image"}},
 		{"Panic", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
-			return pluginhost.RunResult{Err: "nil map", Panicked: true}, nil
+			return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: "nil map", Panicked: true}, nil
 		}, Outcome{Kind: Failed, Err: "the job panicked: nil map"}},
 		{"PluginCrashed", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
 			return pluginhost.RunResult{}, pluginhost.ErrPluginFailed
 		}, Outcome{Kind: Failed, Err: pluginhost.ErrPluginFailed.Error()}},
+		{"Permanent", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{Kind: pluginhost.RunFailedPermanently, Err: "wrong password"}, nil
+		}, Outcome{Kind: FailedPermanently, Err: "wrong password"}},
+		{"Snooze", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{Kind: pluginhost.RunSnoozed, Err: "report not ready", Snooze: 30 * time.Second}, nil
+		}, Outcome{Kind: Snoozed, Err: "report not ready", SnoozeFor: 30 * time.Second}},
+		{"Output", func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+			return pluginhost.RunResult{Kind: pluginhost.RunSucceeded, Output: []byte(`{"copied":3}`)}, nil
+		}, Outcome{Kind: Succeeded, Output: []byte(`{"copied":3}`)}},
+		{"AttemptAndRevisionReachThePlugin", func(_ context.Context, req pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
+			if req.Attempt != 1 || req.Revision != 7 || string(req.Parameters) != "{}" || !req.Deadline.IsZero() {
+				return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: fmt.Sprintf("request %+v", req)}, nil
+			}
+			return pluginhost.RunResult{}, nil
+		}, Outcome{Kind: Succeeded}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r, _ := setup(t, &plugin{run: tc.run}, Options{})
-			if got := run(t, r, context.Background()); got != tc.want {
+			if got := run(t, r, context.Background()); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("outcome %+v, want %+v", got, tc.want)
 			}
 		})
@@ -150,7 +169,7 @@ func holding(ctx context.Context, _ pluginhost.RunRequest, stop <-chan struct{})
 	case <-ctx.Done():
 		return pluginhost.RunResult{}, ctx.Err()
 	case <-stop:
-		return pluginhost.RunResult{Err: "stopped"}, nil
+		return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: "stopped"}, nil
 	}
 }
 
@@ -172,9 +191,9 @@ func TestStopIsRelayedToThePlugin(t *testing.T) {
 			if out.Kind != Stopped || out.Op != op {
 				t.Fatalf("outcome %+v, want Stopped by %s", out, op)
 			}
-			want := "OP_COMMAND_STOP " + id
+			want := "STOP_REASON_STOP " + id
 			if op == job.ActionCancel {
-				want = "OP_COMMAND_CANCEL " + id
+				want = "STOP_REASON_CANCEL " + id
 			}
 			if len(p.signals) != 1 || p.signals[0] != want {
 				t.Fatalf("signals %q, want [%s]", p.signals, want)
@@ -258,17 +277,17 @@ func TestReserveAndCallbacks(t *testing.T) {
 	log := &lines{}
 	r, rep = setup(t, &plugin{run: func(ctx context.Context, req pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
 		if err := r.Checkin(ctx, req.JobID, "half"); err != nil {
-			return pluginhost.RunResult{Err: err.Error()}, nil
+			return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: err.Error()}, nil
 		}
 		if err := r.Checkin(ctx, req.JobID, ""); err == nil {
-			return pluginhost.RunResult{Err: "an empty check-in was taken"}, nil
+			return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: "an empty check-in was taken"}, nil
 		}
 		if err := r.Log(ctx, req.JobID, []*proto.LogEntry{{Level: proto.LogLevel_LOG_LEVEL_WARNING, Message: "careful"}}); err != nil {
-			return pluginhost.RunResult{Err: err.Error()}, nil
+			return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: err.Error()}, nil
 		}
 		raw, err := r.LaunchJob(ctx, req.JobID, []byte(`{"name":"SUB"}`))
 		if err != nil || !strings.Contains(string(raw), `"upstream_job_id":"`+req.JobID+`"`) {
-			return pluginhost.RunResult{Err: "launch: " + string(raw)}, nil
+			return pluginhost.RunResult{Kind: pluginhost.RunFailed, Err: "launch: " + string(raw)}, nil
 		}
 		return pluginhost.RunResult{}, nil
 	}}, Options{})

@@ -33,6 +33,8 @@ const (
 	// Berth's own fields.
 	fOPCommand = "op_command" // stop or cancel, asked of a running job
 	fRetryAt   = "retry_at"   // unix time a failed attempt is retried at
+	fOutput    = "output"     // JSON a successful run produced
+	fSnoozes   = "snoozes"    // how often the job snoozed since it was queued
 )
 
 // statsArgs flattens the fields of s that are set into HSET arguments.
@@ -127,6 +129,9 @@ func parseMap(m map[string]string) (*record, error) {
 		if err := json.Unmarshal([]byte(v), &s.Parameters); err != nil {
 			return nil, fmt.Errorf("store: stats of %s: parameters are not JSON: %w", s.ID, err)
 		}
+	}
+	if v := m[fOutput]; v != "" {
+		s.Output = json.RawMessage(v)
 	}
 	if v := m[fAck]; v != "" {
 		s.Ack = &job.Ack{}

@@ -270,16 +270,16 @@ return answer('ok')
 //
 // KEYS: stats
 //
-// It answers {revision, parameters, upstream_job_id, op_command}: what
-// the run needs, not the whole hash (this is the hot path).
+// It answers {revision, parameters, upstream_job_id, op_command,
+// snoozes}: what the run needs, not the whole hash (this is the hot path).
 var scriptStart = redis.NewScript(1, luaPrelude+`
-local c = read(KEYS[1], 'parameters')
+local c = read(KEYS[1], 'parameters', 'snoozes')
 if not c then return answer('missing') end
-local params = c.extra[1]
+local params, snoozes = c.extra[1], c.extra[2]
 if c.status == 'Running' and c.op ~= '' then
   local op = c.op
   move(c, 'Stopped', c.rev, stop_reason(op), nil, {'retry_at'})
-  return answer('stopped', {tostring(c.rev), params, c.up, op})
+  return answer('stopped', {tostring(c.rev), params, c.up, op, snoozes})
 end
 local to_rev, reason = c.rev, 'started'
 if c.status == 'Running' then
@@ -291,7 +291,7 @@ local del = {}
 if c.retry_at > 0 then del[#del + 1] = 'retry_at' end
 if c.op ~= '' then del[#del + 1] = 'op_command' end
 if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
-return answer('ok', {tostring(to_rev), params, c.up, ''})
+return answer('ok', {tostring(to_rev), params, c.up, '', snoozes})
 `)
 
 // scriptMove changes a job's status by the rule, sets and deletes fields,
@@ -325,16 +325,22 @@ push(arg(5), KEYS[2], arg(6), arg(7), KEYS[3], arg(8), arg(9), arg(10))
 return answer('ok', {to, tostring(to_rev)})
 `)
 
-// scriptCheckin records a running job's check-in; refused when the job no
-// longer runs in the given revision.
+// scriptCheckin records a running job's check-ins, in order, each with
+// its event and status hook event; refused when the job no longer runs in
+// the given revision.
 //
 // KEYS: stats
-// args: message, revision
+// args: revision, message, message, ...
 var scriptCheckin = redis.NewScript(1, luaPrelude+`
 local c = read(KEYS[1])
 if not c then return answer('missing') end
-if c.status ~= 'Running' or c.rev ~= tonumber(arg(2)) then return answer('refused', {c.status}) end
-return answer('ok', {tostring(checkin(c, arg(1)))})
+if c.status ~= 'Running' or c.rev ~= tonumber(arg(1)) then return answer('refused', {c.status}) end
+local at = 0
+for i = 2, #ARGV - 12 do
+  at = checkin(c, arg(i))
+  c.check_in_at = at
+end
+return answer('ok', {tostring(at)})
 `)
 
 // scriptStop stops or cancels a job. A queued job (pending, scheduled or
@@ -386,7 +392,7 @@ if c.status ~= 'Error' then return answer('refused', {c.status}) end
 -- retry set (taken out here and replaced), or already back in its queue
 -- (then it runs from there, and must not be queued twice).
 local queued = c.retry_at > 0 and zrem_job(KEYS[4], c.retry_at - 5, c.retry_at + 5, c.id) == 0
-move(c, 'Pending', math.max(NOW, c.rev + 1), 'retry_requested', nil, {'retry_at', 'op_command'})
+move(c, 'Pending', math.max(NOW, c.rev + 1), 'retry_requested', nil, {'retry_at', 'op_command', 'snoozes'})
 if not queued then push('list', KEYS[2], arg(1), 0, KEYS[3], arg(2), arg(3), '') end
 return answer('ok', {tostring(c.rev)})
 `)

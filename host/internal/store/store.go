@@ -25,6 +25,7 @@ type Store struct {
 	now     func() time.Time
 	execCap int
 	hookCap int
+
 }
 
 // Options configure a Store.
@@ -313,6 +314,8 @@ type Result struct {
 	Current job.Status
 	// OP is the operator's request recorded on the job (stop or cancel).
 	OP job.Action
+	// Snoozes is how often the job snoozed since it was queued (Start).
+	Snoozes int
 	// Events are the changes made, in order.
 	Events []job.Event
 }
@@ -329,14 +332,15 @@ func (s *Store) Start(ctx context.Context, id string) (Result, error) {
 	case "refused":
 		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
 	case "ok", "stopped":
-		if len(a.values) != 4 {
+		if len(a.values) != 5 {
 			break
 		}
 		rev, err := strconv.ParseInt(a.values[0], 10, 64)
 		if err != nil {
 			break
 		}
-		r := Result{Outcome: Moved, OP: job.Action(a.values[3]), Params: []byte(a.values[1]), Events: a.events,
+		snoozes, _ := strconv.Atoi(a.values[4])
+		r := Result{Outcome: Moved, OP: job.Action(a.values[3]), Params: []byte(a.values[1]), Events: a.events, Snoozes: snoozes,
 			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, UpstreamJobID: a.values[2]}}
 		if a.tag == "stopped" {
 			r.Outcome, r.Stats.Status = StoppedOnStart, job.Stopped
@@ -351,7 +355,10 @@ type Fields map[string]string
 
 // Field names callers may set.
 const (
-	FieldDieAt = fDieAt
+	FieldDieAt   = fDieAt
+	FieldOutput  = fOutput
+	FieldSnoozes = fSnoozes
+	FieldRunAt   = fRunAt
 )
 
 // Change is a status change asked of Move.
@@ -374,6 +381,10 @@ type Change struct {
 	Retry   *Entry
 	// Queue, for a Pending, queues the job again with this entry.
 	Queue *Entry
+	// Schedule, for a Scheduled (a snooze), puts this entry in the
+	// scheduled set at RunAt.
+	Schedule *Entry
+	RunAt    int64
 }
 
 // Move changes a job's status by job.CanMove's rule (see Change) and
@@ -390,6 +401,9 @@ func (s *Store) Move(ctx context.Context, c Change) (Result, error) {
 	case c.Retry != nil:
 		mode, name, score, e = "zset", c.Retry.Name, c.RetryAt, c.Retry
 		keys[1], keys[2] = s.keys.Retry(), s.keys.KnownJobs()
+	case c.Schedule != nil:
+		mode, name, score, e = "zset", c.Schedule.Name, c.RunAt, c.Schedule
+		keys[1], keys[2] = s.keys.Scheduled(), s.keys.KnownJobs()
 	}
 	var ent []byte
 	if e != nil {
@@ -409,7 +423,11 @@ func (s *Store) Move(ctx context.Context, c Change) (Result, error) {
 	if c.RetryAt > 0 {
 		set = append(set, fRetryAt, strconv.FormatInt(c.RetryAt, 10))
 	}
-	args := []any{string(c.To), rev, string(c.Reason), c.RetryAt, mode, ent, score, name, s.keys.Doorbell(), s.keys.Timer(), len(set) / 2}
+	when := c.RetryAt
+	if c.Schedule != nil {
+		when = c.RunAt
+	}
+	args := []any{string(c.To), rev, string(c.Reason), when, mode, ent, score, name, s.keys.Doorbell(), s.keys.Timer(), len(set) / 2}
 	args = append(args, set...)
 	for _, f := range c.Delete {
 		args = append(args, f)
@@ -452,10 +470,19 @@ func (s *Store) Requeue(ctx context.Context, st *job.Stats) (Result, error) {
 		Delete: []string{fRetryAt, fOPCommand}, Queue: e})
 }
 
-// Checkin records the check-in of a running job of revision rev; Refused
-// when the job is no longer running in that revision.
-func (s *Store) Checkin(ctx context.Context, id string, rev int64, message string) (Result, error) {
-	a, err := s.change(ctx, scriptCheckin, []any{s.keys.Stats(id)}, message, rev)
+// Checkin records check-ins of a running job of revision rev, in order,
+// in one step (each its own event); Refused when the job is no longer
+// running in that revision. The stats keep the last message.
+func (s *Store) Checkin(ctx context.Context, id string, rev int64, messages ...string) (Result, error) {
+	if len(messages) == 0 {
+		return Result{}, fmt.Errorf("store: check in job %s: no message", id)
+	}
+	args := make([]any, 0, 1+len(messages))
+	args = append(args, rev)
+	for _, m := range messages {
+		args = append(args, m)
+	}
+	a, err := s.change(ctx, scriptCheckin, []any{s.keys.Stats(id)}, args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("store: check in job %s: %w", id, err)
 	}
@@ -470,7 +497,7 @@ func (s *Store) Checkin(ctx context.Context, id string, rev int64, message strin
 			break
 		}
 		return Result{Outcome: Moved, Events: a.events,
-			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, CheckIn: message, CheckInAt: at}}, nil
+			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, CheckIn: messages[len(messages)-1], CheckInAt: at}}, nil
 	}
 	return Result{}, fmt.Errorf("store: check in job %s: unexpected reply %q %q", id, a.tag, a.values)
 }

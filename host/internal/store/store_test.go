@@ -339,6 +339,36 @@ func TestCheckinAtStrictlyIncreases(t *testing.T) {
 	}
 }
 
+func TestCheckinsOfOneStepKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	st := b.newJob(t, nil)
+	r0, _ := b.store.Start(ctx, st.ID)
+	rev := r0.Stats.Revision
+	r, err := b.store.Checkin(ctx, st.ID, rev, "one", "two", "three")
+	if err != nil || r.Outcome != Moved || r.Stats.CheckIn != "three" {
+		t.Fatalf("Checkin of three = %+v, %v; want Moved, keeping the last", r, err)
+	}
+	var got []string
+	for _, e := range r.Events {
+		if e.Reason != job.CheckedIn {
+			t.Fatalf("event %+v of a check-in", e)
+		}
+		got = append(got, e.CheckIn)
+	}
+	if strings.Join(got, ",") != "one,two,three" {
+		t.Fatalf("check-in events %q, want one,two,three in order", got)
+	}
+	s, _ := b.store.Get(ctx, st.ID)
+	if s.CheckIn != "three" || s.CheckInAt != r.Stats.CheckInAt || s.CheckInAt < *b.now+2 {
+		t.Fatalf("stats check_in %q at %d (answer %d, now %d): want the last, each a second after the one before", s.CheckIn, s.CheckInAt, r.Stats.CheckInAt, *b.now)
+	}
+	if _, err := b.store.Checkin(ctx, st.ID, rev); err == nil {
+		t.Fatal("a check-in with no message was accepted")
+	}
+}
+
 func TestStop(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"runtime/pprof"
@@ -40,9 +41,8 @@ func report(kind, id string, at time.Time) {
 
 type base struct{}
 
-func (base) MaxFails() uint                { return 1 }
-func (base) ShouldRetry() bool             { return false }
-func (base) Validate(sdk.Parameters) error { return nil }
+func (base) MaxFails() uint    { return 1 }
+func (base) ShouldRetry() bool { return false }
 
 type noop struct{ base }
 
@@ -74,6 +74,28 @@ func (hold) Run(ctx sdk.Context, p sdk.Parameters) error {
 	}
 }
 
+// chatty logs "lines" lines and checks in "checkins" times, "gap_ms"
+// apart: a job that talks.
+type chatty struct{ base }
+
+func (chatty) Run(ctx sdk.Context, p sdk.Parameters) error {
+	lines, _ := p["lines"].(float64)
+	checkins, _ := p["checkins"].(float64)
+	gap, _ := p["gap_ms"].(float64)
+	for i := range int(lines) {
+		ctx.Logger().Info("working", "line", i)
+	}
+	for i := range int(checkins) {
+		if i > 0 && gap > 0 {
+			time.Sleep(time.Duration(gap * float64(time.Millisecond)))
+		}
+		if err := ctx.Checkin("step " + strconv.Itoa(i+1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type profileStop struct{ base }
 
 func (profileStop) Run(sdk.Context, sdk.Parameters) error {
@@ -87,7 +109,9 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 		}
 	}
-	jobs := sdk.Jobs{"NOOP": noop{}, "STAMP": stamp{}, "HOLD": hold{}, "PROFILE_STOP": profileStop{}}
+	jobs := sdk.Jobs{"NOOP": sdk.Typed[sdk.Parameters](noop{}), "STAMP": sdk.Typed[sdk.Parameters](stamp{}),
+		"HOLD": sdk.Typed[sdk.Parameters](hold{}), "PROFILE_STOP": sdk.Typed[sdk.Parameters](profileStop{}),
+		"CHATTY": sdk.Typed[sdk.Parameters](chatty{})}
 	if only := os.Getenv(envJobs); only != "" {
 		keep := map[string]bool{}
 		for _, name := range strings.Split(only, ",") {
@@ -99,5 +123,8 @@ func main() {
 			}
 		}
 	}
-	sdk.Serve(jobs)
+	if err := sdk.Serve(jobs); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }

@@ -18,7 +18,9 @@ var sources = map[string]string{
 	"gc":          "plugins/gc",
 	"replication": "plugins/replication",
 	"fixture":     "host/internal/testkit/plugintest/fixture",
+	"features":    "host/internal/testkit/plugintest/features",
 	"dupdemo":     "host/internal/testkit/plugintest/dupdemo",
+	"oldproto":    "host/internal/testkit/plugintest/oldproto",
 }
 
 // builds caches one build per plugin name for the life of the test binary.

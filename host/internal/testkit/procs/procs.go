@@ -19,6 +19,28 @@ func Alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
+// Stopped reports whether every thread of process pid is stopped (by
+// SIGSTOP), as Linux shows it in /proc/<pid>/task/*/stat.
+func Stopped(pid int) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		raw, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+		if err != nil {
+			return false
+		}
+		s := string(raw)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || i+2 >= len(s) || (s[i+2] != 'T' && s[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
+
 // Buffer is a bytes.Buffer safe for concurrent writers, for logs.
 type Buffer struct {
 	mu sync.Mutex

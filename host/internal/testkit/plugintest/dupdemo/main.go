@@ -2,15 +2,19 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/berth-dev/berth/sdk"
 )
 
-type job struct{}
+type job struct{ sdk.Defaults }
 
-func (job) MaxFails() uint                        { return 1 }
-func (job) ShouldRetry() bool                     { return false }
-func (job) Validate(sdk.Parameters) error         { return nil }
 func (job) Run(sdk.Context, sdk.Parameters) error { return errors.New("dupdemo never runs") }
 
-func main() { sdk.Serve(sdk.Jobs{"DEMO": job{}}) }
+func main() {
+	if err := sdk.Serve(sdk.Jobs{"DEMO": sdk.Typed[sdk.Parameters](job{})}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

@@ -1,4 +1,4 @@
-package sdk
+package core
 
 import (
 	"context"
@@ -59,6 +59,7 @@ func TestLogHandlerFormat(t *testing.T) {
 		{"QuoteSpace", func(l *slog.Logger) { l.Info("m", "k", "two words") }, `m k="two words"`},
 		{"QuoteEquals", func(l *slog.Logger) { l.Info("m", "k", "a=b") }, `m k="a=b"`},
 		{"QuoteQuote", func(l *slog.Logger) { l.Info("m", "k", `say "hi"`) }, `m k="say \"hi\""`},
+		{"QuoteLoneQuote", func(l *slog.Logger) { l.Info("m", "k", `a"b`) }, `m k="a\"b"`},
 		{"QuoteNewline", func(l *slog.Logger) { l.Info("m", "k", "one\ntwo") }, `m k="one\ntwo"`},
 		{"QuoteTab", func(l *slog.Logger) { l.Info("m", "k", "one\ttwo") }, `m k="one\ttwo"`},
 		{"QuoteInWithAttrs", func(l *slog.Logger) { l.With("k", "a b").Info("m") }, `m k="a b"`},
