@@ -100,7 +100,7 @@ func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (Exe
 	if err != nil {
 		return 0, nil, err
 	}
-	keys := []any{s.keys.Stats(ex.ID), s.keys.Scheduled(), s.keys.KnownJobs(), s.keys.Executions(p.ID), s.keys.Stats(p.ID)}
+	keys := []any{s.keys.Stats(ex.ID), s.keys.Scheduled(), s.known(ex.Name, s.keys.Stats(ex.ID)), s.keys.Executions(p.ID), s.keys.Stats(p.ID)}
 	a, err := s.change(ctx, scriptCreateExecution, keys, append([]any{ent, t, ex.Name, ex.ID, s.keys.Timer()}, fields...)...)
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: create execution %s: %w", ex.ID, err)
@@ -142,7 +142,7 @@ func (s *Store) Retry(ctx context.Context, st *job.Stats) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	keys := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.KnownJobs(), s.keys.Retry()}
+	keys := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.known(st.Name, s.keys.Stats(st.ID)), s.keys.Retry()}
 	a, err := s.change(ctx, scriptRetry, keys, ent, st.Name, s.keys.Doorbell())
 	if err != nil {
 		return Result{}, fmt.Errorf("store: retry job %s: %w", st.ID, err)

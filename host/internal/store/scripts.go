@@ -178,6 +178,9 @@ local function stop_reason(op)
   return 'stopped'
 end
 
+-- push queues entry (list: LPUSH and the doorbell; zset: ZADD and the
+-- timer) and adds name to the known jobs unless known is KEYS[1] (the
+-- caller added it lately; see Store.known).
 local function push(mode, key, entry, score, known, name, doorbell, timer)
   if mode == 'list' then
     redis.call('lpush', key, entry)
@@ -186,7 +189,7 @@ local function push(mode, key, entry, score, known, name, doorbell, timer)
     redis.call('zadd', key, score, entry)
     redis.call('publish', timer, score)
   end
-  if mode ~= 'none' then redis.call('sadd', known, name) end
+  if mode ~= 'none' and known ~= KEYS[1] then redis.call('sadd', known, name) end
 end
 
 -- zrem_job removes the entry of job id from a gocraft/work sorted set,

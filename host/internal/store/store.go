@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -26,6 +27,29 @@ type Store struct {
 	execCap int
 	hookCap int
 
+	knownMu sync.Mutex
+	knownAt map[string]time.Time // when this store last added a name to known_jobs
+}
+
+// knownFor is how long a name this store added to known_jobs is not added
+// again (gocraft/work's enqueuer does the same); worker pools add theirs
+// when they start.
+const knownFor = 5 * time.Minute
+
+// known is the known_jobs key when name should be added to it, else
+// self (the script's first key, which tells it to skip the SADD).
+func (s *Store) known(name, self string) string {
+	now := s.now()
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	if at, ok := s.knownAt[name]; ok && now.Sub(at) < knownFor {
+		return self
+	}
+	if s.knownAt == nil {
+		s.knownAt = map[string]time.Time{}
+	}
+	s.knownAt[name] = now
+	return s.keys.KnownJobs()
 }
 
 // Options configure a Store.
@@ -219,7 +243,7 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) ([]job.Event, error) 
 	if st.UpstreamJobID != "" {
 		link, parentKey = "1", s.keys.Executions(st.UpstreamJobID)
 	}
-	keys := []any{statsKey, target, s.keys.KnownJobs(), uniqueKey, parentKey}
+	keys := []any{statsKey, target, s.known(st.Name, statsKey), uniqueKey, parentKey}
 	args := append([]any{mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell(), s.keys.Timer(), unique, link, linkScore(st)}, fields...)
 	a, err := s.change(ctx, scriptCreate, keys, args...)
 	if err != nil {
@@ -397,13 +421,13 @@ func (s *Store) Move(ctx context.Context, c Change) (Result, error) {
 	switch {
 	case c.Queue != nil:
 		mode, name, e = "list", c.Queue.Name, c.Queue
-		keys[1], keys[2] = s.keys.Jobs(name), s.keys.KnownJobs()
+		keys[1], keys[2] = s.keys.Jobs(name), s.known(name, statsKey)
 	case c.Retry != nil:
 		mode, name, score, e = "zset", c.Retry.Name, c.RetryAt, c.Retry
-		keys[1], keys[2] = s.keys.Retry(), s.keys.KnownJobs()
+		keys[1], keys[2] = s.keys.Retry(), s.known(name, statsKey)
 	case c.Schedule != nil:
 		mode, name, score, e = "zset", c.Schedule.Name, c.RunAt, c.Schedule
-		keys[1], keys[2] = s.keys.Scheduled(), s.keys.KnownJobs()
+		keys[1], keys[2] = s.keys.Scheduled(), s.known(name, statsKey)
 	}
 	var ent []byte
 	if e != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -336,6 +337,29 @@ func TestCheckinAtStrictlyIncreases(t *testing.T) {
 	move(ctx, b.store, st.ID, st.Revision, job.Success, 0)
 	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision, "too late"); r.Outcome != Refused {
 		t.Fatalf("check-in after Success: %+v, want Refused", r)
+	}
+}
+
+func TestKnownJobsAreAddedOnceInAWhile(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	known := func() []string {
+		names, _ := redis.Strings(b.do(t, "SMEMBERS", b.keys.KnownJobs()))
+		return names
+	}
+	b.newJob(t, nil)
+	if got := known(); !slices.Equal(got, []string{"DEMO"}) {
+		t.Fatalf("known_jobs after the first job = %q", got)
+	}
+	_, _ = b.do(t, "DEL", b.keys.KnownJobs())
+	b.newJob(t, nil)
+	if got := known(); len(got) != 0 {
+		t.Fatalf("known_jobs = %q: a name added a moment ago was added again", got)
+	}
+	*b.now += int64(knownFor/time.Second) + 1
+	b.newJob(t, nil)
+	if got := known(); !slices.Equal(got, []string{"DEMO"}) {
+		t.Fatalf("known_jobs = %q: a name was not added again after %s", got, knownFor)
 	}
 }
 
