@@ -49,15 +49,18 @@ type options struct {
 }
 
 func main() {
+	if runSubmitter() {
+		return
+	}
 	var o options
-	partsFlag := flag.String("parts", "1,2,3,4,5,6,7", "parts to run: numbers or names (raw, process, submit, pickup, scheduled, stop, commands)")
+	partsFlag := flag.String("parts", "1,2,3,4,5,6,7,8,9,10", "parts to run: numbers or names (raw, process, submit, pickup, scheduled, stop, commands, talk, profile, transport)")
 	flag.StringVar(&o.out, "out", "", "write the results as JSON to this file")
 	flag.BoolVar(&o.quick, "quick", false, "short run: fewer jobs, runs and samples (about 45 s)")
 	flag.IntVar(&o.jobs, "n", 0, "jobs per throughput run (default 5000, quick 1000)")
 	flag.IntVar(&o.runs, "runs", 0, "runs per throughput figure (default 3, quick 1)")
 	flag.IntVar(&o.workers, "workers", 10, "worker pool concurrency, raw and Berth alike")
 	flag.DurationVar(&o.timeout, "timeout", 0, "bound of every part (default: each part's own bound)")
-	flag.DurationVar(&o.budget, "budget", 4*time.Minute, "bound of the whole run; parts that would start later are skipped")
+	flag.DurationVar(&o.budget, "budget", 6*time.Minute, "bound of the whole run; parts that would start later are skipped")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the bench process (raw pools, Berth hosts, clients) to this file")
 	flag.StringVar(&o.trace, "trace", "", "write a Go execution trace of the bench process, over the parts of -profile-parts, to this file")
 	profileParts := flag.String("profile-parts", "", "parts the -cpuprofile covers, one contiguous range such as 2 or 4,5 (default: every part run)")
@@ -128,6 +131,9 @@ var allParts = []part{
 	{5, "scheduled", 45 * time.Second, partScheduled},
 	{6, "stop", 50 * time.Second, partStop},
 	{7, "commands", 50 * time.Second, partCommands},
+	{8, "talk", 60 * time.Second, partTalk},
+	{9, "profile", 45 * time.Second, partProfile},
+	{10, "transport", 45 * time.Second, partTransport},
 }
 
 func parseParts(s string) ([]int, error) { return parsePartList(s, true) }
@@ -147,7 +153,7 @@ func parsePartList(s string, deps bool) ([]int, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown part %q: use 1-7 or raw, process, submit, pickup, scheduled, stop, commands", f)
+			return nil, fmt.Errorf("unknown part %q: use 1-10 or raw, process, submit, pickup, scheduled, stop, commands, talk, profile, transport", f)
 		}
 	}
 	// Part 2's ratio needs part 1's baseline.
@@ -172,6 +178,8 @@ type bench struct {
 	api        *apiClient
 	rep        *report
 	hostLog    *hostLog
+	// rawCPU is part 1's CPU per no-op job, every process (0 before).
+	rawCPU time.Duration
 
 	mu    sync.Mutex // an abandoned part may still add
 	notes []string   // of the running part
