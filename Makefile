@@ -26,7 +26,7 @@ run: build ## Start Berth with its plugins (embedded Redis unless one is configu
 test: deps build lint ## Vet, check formatting, and run every test with the race detector.
 	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
 
-bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 4 minutes).
+bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 2½ minutes).
 	$(GO) run ./host/internal/bench -out $(BIN)/bench.json
 
 proto: ## Regenerate sdk/proto and the bench's transport stand-in from their .proto (needs protoc).
