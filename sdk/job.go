@@ -82,20 +82,26 @@ type Jobs = map[string]Job
 // types with an error that names the parameter. A P that JSON cannot
 // carry (a channel field) makes Serve fail, naming the field.
 func Typed[P any](r Runner[P]) Job {
-	rt, ok := r.(Retries)
-	if !ok {
-		rt = Defaults{}
+	// What the job declares is asked again at every Describe: it may
+	// depend on the plugin's configuration (WithConfig).
+	declare := func(spec core.Spec) core.Spec {
+		rt, ok := r.(Retries)
+		if !ok {
+			rt = Defaults{}
+		}
+		spec.MaxFails, spec.ShouldRetry = rt.MaxFails(), rt.ShouldRetry()
+		if c, ok := r.(Concurrency); ok {
+			spec.MaxConcurrency = c.MaxConcurrency()
+		}
+		if v, ok := r.(Versioned); ok {
+			spec.Version = v.Version()
+		}
+		if s, ok := r.(Snoozer); ok {
+			spec.MaxSnoozes = s.MaxSnoozes()
+		}
+		return spec
 	}
-	spec := core.Spec{MaxFails: rt.MaxFails(), ShouldRetry: rt.ShouldRetry()}
-	if c, ok := r.(Concurrency); ok {
-		spec.MaxConcurrency = c.MaxConcurrency()
-	}
-	if v, ok := r.(Versioned); ok {
-		spec.Version = v.Version()
-	}
-	if s, ok := r.(Snoozer); ok {
-		spec.MaxSnoozes = s.MaxSnoozes()
-	}
+	spec := declare(core.Spec{Declare: declare})
 	var zero P
 	t := reflect.TypeOf(&zero).Elem()
 	raw, err := schema.For(t)

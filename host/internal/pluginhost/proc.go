@@ -171,6 +171,22 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 	if conf.GetError() != "" {
 		return fail("configuration", fmt.Errorf("the plugin refused its section of plugin_config: %s", conf.GetError()))
 	}
+	// What a job type declares may depend on the configuration (a
+	// webhook's retries): ask again; the job names must not change.
+	if string(section) != "{}" {
+		again, err := pc.rpc.Describe(callCtx, &proto.DescribeRequest{})
+		if err != nil {
+			return fail("Describe", err)
+		}
+		configured, err := p.jobTypes(again)
+		if err != nil {
+			return fail("Describe", err)
+		}
+		if !sameNames(types, configured) {
+			return fail("Describe", fmt.Errorf("the plugin's job types changed with its configuration: %s, then %s", names(types), names(configured)))
+		}
+		types = configured
+	}
 	// The session lasts as long as the process.
 	if pc.session, err = openSession(context.Background(), pc.rpc); err != nil {
 		return fail("Session", err)
@@ -187,6 +203,17 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 	}
 	return inst, types, nil
 }
+
+func names(types []JobType) string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		out[i] = t.Name
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+func sameNames(a, b []JobType) bool { return names(a) == names(b) }
 
 // section is the plugin's configuration: the section under its file name
 // or under one of its job names (not both), or {}.

@@ -189,6 +189,25 @@ func TestPluginConfigReachesItsPluginOnly(t *testing.T) {
 			}
 		})
 	}
+	t.Run("DeclarationsFollowTheConfiguration", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			config string
+			want   uint
+		}{{"", 2}, {`{"max_fails":7}`, 7}} {
+			h, _, err := load(t, dir, func(o *pluginhost.Options) {
+				if tc.config != "" {
+					o.Config = map[string][]byte{"features": []byte(tc.config)}
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if jt, ok := h.JobType("CONFIG"); !ok || jt.MaxFails != tc.want {
+				t.Errorf("with configuration %q, CONFIG declares MaxFails %d, want %d", tc.config, jt.MaxFails, tc.want)
+			}
+		}
+	})
 	for _, tc := range []struct {
 		name   string
 		config map[string][]byte

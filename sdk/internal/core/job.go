@@ -24,6 +24,10 @@ type Spec struct {
 	Run func(ctx *JobContext, params []byte) error
 	// Err says why the job type cannot be served (Serve refuses it).
 	Err error
+	// Declare, when set, returns the spec with what the job declares
+	// (MaxFails to MaxSnoozes) asked again: Describe uses it, so that a
+	// declaration may follow the plugin's configuration.
+	Declare func(Spec) Spec
 }
 
 // Job is a job type ready to serve; package sdk makes them.

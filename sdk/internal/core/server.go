@@ -45,6 +45,10 @@ func (s *server) Describe(context.Context, *proto.DescribeRequest) (*proto.Descr
 	resp := &proto.DescribeResponse{Sdk: "go/" + Version, ConfigSchema: s.conf.Schema}
 	for _, name := range s.names {
 		sp := s.jobs[name].spec
+		if sp.Declare != nil {
+			d := sp.Declare(*sp)
+			sp = &d
+		}
 		resp.Jobs = append(resp.Jobs, &proto.JobType{
 			Name: name, MaxFails: uint32(sp.MaxFails), ShouldRetry: sp.ShouldRetry, MaxConcurrency: uint32(sp.MaxConcurrency),
 			Version: sp.Version, ParamsSchema: sp.ParamsSchema, Validates: sp.Validates, MaxSnoozes: uint32(sp.MaxSnoozes),

@@ -63,12 +63,22 @@ func (s snooze) Run(ctx sdk.Context, p sdk.Parameters) error {
 type fixtureConfig struct {
 	Greeting string `json:"greeting,omitempty"`
 	Token    string `json:"token,omitempty"`
+	// MaxFails of CONFIG: a declaration that follows the configuration.
+	MaxFails uint `json:"max_fails,omitempty"`
 }
 
 // config checks in the plugin's configuration as Configure handed it.
 type config struct {
 	sdk.Defaults
 	cfg *fixtureConfig
+}
+
+// MaxFails is the configuration's, or 2.
+func (c config) MaxFails() uint {
+	if c.cfg.MaxFails > 0 {
+		return c.cfg.MaxFails
+	}
+	return 2
 }
 
 func (c config) Run(ctx sdk.Context, _ sdk.Parameters) error {
