@@ -104,6 +104,9 @@ type Ack struct {
 	Status    Status `json:"status"`
 	Revision  int64  `json:"revision"`
 	CheckInAt int64  `json:"check_in_at"`
+	// CheckInSeq numbers the check-ins of a run (a Berth extension: several
+	// check-ins within a second share their check_in_at).
+	CheckInSeq int64 `json:"check_in_seq,omitempty"`
 }
 
 // Envelope wraps stats as the API sends them: {"job":{...}}.

@@ -10,6 +10,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/store"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
 )
 
@@ -60,10 +61,11 @@ func (r *nsRedis) strings(t testing.TB, cmd string, args ...any) []string {
 // entryID is the job ID of a gocraft/work queue or sorted set entry.
 func entryID(raw string) string {
 	var e struct {
-		ID string `json:"id"`
+		ID   string         `json:"id"`
+		Args map[string]any `json:"args"`
 	}
 	_ = json.Unmarshal([]byte(raw), &e)
-	return e.ID
+	return store.JobIDOf(e.ID, e.Args)
 }
 
 // listEntries counts the entries of job id in a gocraft/work queue (list).

@@ -402,6 +402,33 @@ func TestDeliverInOrder(t *testing.T) {
 		}
 	})
 
+	// Check-ins within one second share their check_in_at (it never runs
+	// ahead of the clock); each is still delivered, in order, after the
+	// one before it was accepted.
+	t.Run("CheckInsOfOneSecond", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		rc := newReceiver(t, always(http.StatusOK))
+		b.deliverer(t, Options{})
+		id := b.newJob(t, rc.URL)
+		rev := b.start(t, id).Stats.Revision
+		waitAccepted(t, rc, 1)
+		var ats []int64
+		for _, m := range []string{"one", "two"} {
+			ats = append(ats, b.checkin(t, id, rev, m))
+			waitAccepted(t, rc, len(ats)+1)
+		}
+		ats = append(ats, b.checkin(t, id, rev, "three"))
+		got := waitAccepted(t, rc, 4)
+		if ats[0] != ats[2] {
+			t.Fatalf("check-ins of one second at %v: want one check_in_at", ats)
+		}
+		if want := []string{"Running", "Running: one", "Running: two", "Running: three"}; !slices.Equal(labels(got), want) {
+			t.Fatalf("delivered %q, want %q", labels(got), want)
+		}
+		b.waitAck(t, id, job.Ack{Status: job.Running, Revision: rev, CheckInAt: ats[2], CheckInSeq: 3})
+	})
+
 	t.Run("AckFollowsEachEvent", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -413,7 +440,7 @@ func TestDeliverInOrder(t *testing.T) {
 		b.waitAck(t, id, job.Ack{Status: job.Running, Revision: rev})
 		at := b.checkin(t, id, rev, "half")
 		waitAccepted(t, rc, 2)
-		b.waitAck(t, id, job.Ack{Status: job.Running, Revision: rev, CheckInAt: at})
+		b.waitAck(t, id, job.Ack{Status: job.Running, Revision: rev, CheckInAt: at, CheckInSeq: 1})
 		b.succeed(t, id, rev)
 		got := waitAccepted(t, rc, 3)
 		b.waitAck(t, id, job.Ack{Status: job.Success, Revision: rev, CheckInAt: at})

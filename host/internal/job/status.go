@@ -25,7 +25,9 @@ var Statuses = client.Statuses
 // revision never overwrites a newer one.
 //
 // The Lua transition script in package store implements the same rule; a
-// test checks that they agree on every pair.
+// test checks that they agree on every pair. It makes one exception: a job
+// in Error waiting for its retry is not final yet, and a stop moves it to
+// Stopped in its own revision (a stop is not one more run).
 func CanMove(from Status, fromRev int64, to Status, toRev int64) bool {
 	if to.Code() < 0 {
 		return false

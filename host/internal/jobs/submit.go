@@ -32,7 +32,7 @@ func (c *Controller) Launch(ctx context.Context, parentID string, request []byte
 
 func (c *Controller) submit(ctx context.Context, req *job.RequestJob, upstream string) (*job.Stats, error) {
 	if _, ok := c.opts.Plugins.JobType(req.Name); !ok {
-		return nil, job.BadRequest(fmt.Sprintf("job name %q is unknown: this service runs %s", req.Name, c.names()))
+		return nil, job.BadRequest(c.unknownJob(req.Name))
 	}
 	if req.Metadata.Kind == job.Periodic {
 		if upstream != "" {

@@ -216,11 +216,13 @@ func (b *bundle) scheduled(t *testing.T, policyID string) map[string][]int64 {
 	out := map[string][]int64{}
 	for i := 0; i+1 < len(v); i += 2 {
 		var e struct {
-			ID string `json:"id"`
+			ID   string         `json:"id"`
+			Args map[string]any `json:"args"`
 		}
 		if err := json.Unmarshal([]byte(v[i]), &e); err != nil {
 			t.Fatalf("scheduled entry %q: %v", v[i], err)
 		}
+		e.ID = store.JobIDOf(e.ID, e.Args)
 		if strings.HasPrefix(e.ID, policyID+"@") {
 			score, err := redis.Int64([]byte(v[i+1]), nil)
 			if err != nil {
@@ -541,18 +543,4 @@ func TestStopIsSafeTwice(t *testing.T) {
 	b.nap(t)
 	s.Stop()
 	wantFires(t, b, p, span(0, 70))
-}
-
-// TestPassEveryFiresAFullIntervalAfterCreation: a policy "@every 10s"
-// created at E gets its executions at E+9, E+19, ...: Pass starts looking
-// at E-1 (to include a cron fire time at E itself), and robfig's
-// ConstantDelaySchedule.Next(E-1) is E-1+10s.
-func TestPassEveryFiresAFullIntervalAfterCreation(t *testing.T) {
-	t.Parallel()
-	knownBug(t, `a policy "@every 10s" created at E fires at E+9, E+19, ... instead of E+10, E+20, ...`)
-	b := setup(t)
-	s := b.scheduler(t, periodic.Options{Horizon: 30 * time.Second})
-	p := b.policy(t, func(p *job.Stats) { p.CronSpec = "@every 10s" })
-	s.Pass(context.Background())
-	wantFires(t, b, p, []int64{10, 20, 30})
 }

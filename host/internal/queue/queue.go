@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/store"
 )
 
 // Job is a job a worker took from its queue.
@@ -95,7 +96,7 @@ func New(opts Options) *Pool {
 		p.wp.JobWithOptions(t.Name, work.JobOptions{
 			MaxFails: noFailLimit, SkipDead: true, MaxConcurrency: t.MaxConcurrency, Backoff: backoff,
 		}, func(j *work.Job) error {
-			return opts.Handler(Job{Name: j.Name, ID: j.ID, EnqueuedAt: j.EnqueuedAt, Unique: j.Unique, Fails: j.Fails})
+			return opts.Handler(Job{Name: j.Name, ID: store.JobIDOf(j.ID, j.Args), EnqueuedAt: j.EnqueuedAt, Unique: j.Unique, Fails: j.Fails})
 		})
 	}
 	return p

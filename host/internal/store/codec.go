@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/berth-dev/berth/host/internal/job"
 )
@@ -25,6 +26,7 @@ const (
 	fPolicyNum   = "numeric_policy_id"
 	fCheckIn     = "check_in"
 	fCheckInAt   = "check_in_at"
+	fCheckInSeq  = "check_in_seq" // Berth: numbers the check-ins of a run
 	fDieAt       = "die_at"
 	fUpstream    = "upstream_job_id"
 	fParameters  = "parameters"
@@ -176,12 +178,45 @@ func (e *Entry) bytes() ([]byte, error) {
 	if len(args) == 0 || string(args) == "null" {
 		args = json.RawMessage("{}")
 	}
-	raw, err := json.Marshal(workJob{Name: e.Name, ID: e.ID, EnqueuedAt: e.EnqueuedAt, Args: args, Unique: e.Unique,
+	id := e.ID
+	// A periodic execution "<policy>@<t>" is queued as Harbor queues it:
+	// under the policy's ID, with the fire time in PeriodicMark.
+	if policy, at, ok := strings.Cut(e.ID, "@"); ok {
+		var m map[string]any
+		if err := json.Unmarshal(args, &m); err != nil {
+			return nil, fmt.Errorf("store: queue entry of %s: arguments: %w", e.ID, err)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		m[PeriodicMark] = at
+		marked, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("store: queue entry of %s: %w", e.ID, err)
+		}
+		id, args = policy, marked
+	}
+	raw, err := json.Marshal(workJob{Name: e.Name, ID: id, EnqueuedAt: e.EnqueuedAt, Args: args, Unique: e.Unique,
 		Fails: e.Fails, Err: e.Err, FailedAt: e.FailedAt})
 	if err != nil {
 		return nil, fmt.Errorf("store: queue entry of %s: %w", e.ID, err)
 	}
 	return raw, nil
+}
+
+// PeriodicMark is the argument that marks the queue entry of a periodic
+// execution, as Harbor's job service writes it: the entry's ID is the
+// policy's, and the mark holds the fire time, so the execution is
+// "<entry id>@<mark>". gocraft/work's worker observations, which Harbor
+// core's dashboard reads, then show the policy's ID, the ID core knows.
+const PeriodicMark = "_job_kind_periodic_"
+
+// JobIDOf returns the ID of the job of a queue entry with id and args.
+func JobIDOf(id string, args map[string]any) string {
+	if t, ok := args[PeriodicMark].(string); ok && t != "" {
+		return id + "@" + t
+	}
+	return id
 }
 
 // entryOf returns the entry of a job from its stats.

@@ -245,10 +245,11 @@ func ids(sts []*job.Stats) []string {
 func entryID(t *testing.T, entry string) string {
 	t.Helper()
 	var w struct {
-		ID string `json:"id"`
+		ID   string         `json:"id"`
+		Args map[string]any `json:"args"`
 	}
 	if err := json.Unmarshal([]byte(entry), &w); err != nil {
 		t.Fatalf("entry %q is not JSON: %v", entry, err)
 	}
-	return w.ID
+	return JobIDOf(w.ID, w.Args)
 }

@@ -18,7 +18,9 @@ type HookEvent struct {
 	CheckIn string
 	// Attempts counts the failed deliveries of this event so far.
 	Attempts int
-	raw      string
+	// CheckInSeq numbers a check-in event among its run's check-ins.
+	CheckInSeq int64
+	raw        string
 }
 
 // Change is the body of the hook call: Harbor's StatusChange.
@@ -67,21 +69,25 @@ func decodeHookEvent(raw string) (*HookEvent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &HookEvent{Stats: r.stats, CheckIn: e.C, raw: raw}, nil
+	ev := &HookEvent{Stats: r.stats, CheckIn: e.C, raw: raw}
+	if e.C != "" {
+		ev.CheckInSeq, _ = strconv.ParseInt(e.S[fCheckInSeq], 10, 64)
+	}
+	return ev, nil
 }
 
 // AckHook records that the receiver accepted ev: the event leaves the
 // queue and the job's ack moves forward.
 func (s *Store) AckHook(ctx context.Context, ev *HookEvent) error {
 	st := ev.Stats
-	ack, _ := json.Marshal(job.Ack{Status: st.Status, Revision: st.Revision, CheckInAt: st.CheckInAt})
+	ack, _ := json.Marshal(job.Ack{Status: st.Status, Revision: st.Revision, CheckInAt: st.CheckInAt, CheckInSeq: ev.CheckInSeq})
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_, err = scriptAckHook.DoContext(ctx, conn, s.keys.HooksDue(), s.keys.HookAttempts(), s.keys.HookEvents(st.ID), s.keys.Stats(st.ID),
-		ev.raw, s.now().UnixMilli(), st.ID, string(ack), st.Revision, string(st.Status), st.CheckInAt)
+		ev.raw, s.now().UnixMilli(), st.ID, string(ack), st.Revision, string(st.Status), st.CheckInAt, ev.CheckInSeq)
 	if err != nil {
 		return fmt.Errorf("store: ack hook event of %s: %w", st.ID, err)
 	}

@@ -320,10 +320,11 @@ func (s *Store) ListScheduled(ctx context.Context, page, size int) ([]*job.Stats
 	ids := make([]string, 0, len(entries))
 	for _, e := range entries {
 		var w struct {
-			ID string `json:"id"`
+			ID   string         `json:"id"`
+			Args map[string]any `json:"args"`
 		}
-		if json.Unmarshal([]byte(e), &w) == nil && job.ValidID(w.ID) {
-			ids = append(ids, w.ID)
+		if json.Unmarshal([]byte(e), &w) == nil && job.ValidID(JobIDOf(w.ID, w.Args)) {
+			ids = append(ids, JobIDOf(w.ID, w.Args))
 		}
 	}
 	out, err := s.statsOf(conn, ids)

@@ -116,11 +116,12 @@ func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (Exe
 	return 0, nil, fmt.Errorf("store: create execution %s: unexpected reply %q", ex.ID, a.tag)
 }
 
-// StopPolicy unschedules a periodic policy and stops its executions that
-// have not started. It reports false when the policy had already ended.
+// StopPolicy unschedules a periodic policy, stops its executions that
+// have not started and signals its running ones to stop (their runners
+// end them). It reports false when the policy had already ended.
 func (s *Store) StopPolicy(ctx context.Context, id string, op job.Action) (bool, []job.Event, error) {
 	keys := []any{s.keys.Stats(id), s.keys.Policies(), s.keys.Executions(id), s.keys.Scheduled(), s.keys.Retry()}
-	a, err := s.change(ctx, scriptStopPolicy, keys, string(op), id)
+	a, err := s.change(ctx, scriptStopPolicy, keys, string(op), id, s.keys.Signals())
 	if err != nil {
 		return false, nil, fmt.Errorf("store: %s policy %s: %w", op, id, err)
 	}

@@ -107,7 +107,8 @@ func TestCreateExecution(t *testing.T) {
 		if err := redis.ScanSlice(members, &entries); err != nil {
 			t.Fatal(err)
 		}
-		wantEntry := fmt.Sprintf(`{"name":"DEMO","id":"%s","t":%d,"args":{"image":"demo","n":2.5}}`, id, *b.now)
+		// Harbor's form: the policy's ID, the fire time in the mark.
+		wantEntry := fmt.Sprintf(`{"name":"DEMO","id":"%s","t":%d,"args":{"_job_kind_periodic_":"%d","image":"demo","n":2.5}}`, p.ID, *b.now, at)
 		if len(entries) != 1 || entries[0].Entry != wantEntry || entries[0].Score != at {
 			t.Fatalf("scheduled set = %+v, want [%s] at %d", entries, wantEntry, at)
 		}

@@ -136,7 +136,11 @@ end
 -- retry_at waits for its retry: it is not final, keeps no TTL and is not
 -- trimmed. Answers whether the job moved.
 local function move(c, to, to_rev, reason, set, del, retry_at)
-  if not can_move(c.status, c.rev, to, to_rev) then return false end
+  -- One exception to the rule: a job waiting for its retry (Error, not
+  -- final yet) may be Stopped in its own revision, so that a stop does
+  -- not count as one more run.
+  local stop_waiting = to == 'Stopped' and c.status == 'Error' and c.retry_at > 0 and to_rev == c.rev
+  if not (stop_waiting or can_move(c.status, c.rev, to, to_rev)) then return false end
   local from, from_rev = c.status, c.rev
   local was_final = CODE[from] == 3 and not (from == 'Error' and c.retry_at > 0)
   local args = {'status', to, 'revision', to_rev, 'update_time', NOW}
@@ -162,15 +166,18 @@ local function move(c, to, to_rev, reason, set, del, retry_at)
   return true
 end
 
--- checkin records the progress message of running job c. check_in_at
--- strictly increases per job, so it may run ahead of the clock by a
--- second per extra check-in within one second.
+-- checkin records the progress message of running job c. check_in_at is
+-- the second of the check-in, never ahead of the clock (Harbor core's
+-- scheduler de-duplicates triggers by it), so several check-ins within a
+-- second share it; check_in_seq numbers the check-ins of the run, which
+-- keeps each one's hook event apart from the one before.
 local function checkin(c, message)
-  local at = math.max(NOW, c.check_in_at + 1)
+  local at = math.max(NOW, c.check_in_at)
+  local seq = redis.call('hincrby', c.key, 'check_in_seq', 1)
   redis.call('hset', c.key, 'check_in', message, 'check_in_at', at, 'update_time', NOW)
   local ev = event(c, c.status, c.rev, 'checked_in', message)
   ev[13] = announce(c, message)
-  return at
+  return at, seq
 end
 
 local function stop_reason(op)
@@ -198,7 +205,12 @@ local function zrem_job(key, lo, hi, id)
   local found = 0
   for _, m in ipairs(redis.call('zrangebyscore', key, lo, hi)) do
     local ok, j = pcall(cjson.decode, m)
-    if ok and j['id'] == id then
+    -- A periodic execution's entry has the policy's ID and its fire time
+    -- in the mark (store.PeriodicMark).
+    local jid = ok and type(j) == 'table' and j['id']
+    local args = jid and type(j['args']) == 'table' and j['args'] or {}
+    if type(args['_job_kind_periodic_']) == 'string' then jid = jid .. '@' .. args['_job_kind_periodic_'] end
+    if jid == id then
       redis.call('zrem', key, m)
       found = found + 1
     end
@@ -290,7 +302,8 @@ if c.status == 'Running' then
 elseif c.status == 'Error' and c.retry_at > 0 then
   to_rev, reason = math.max(NOW, c.rev + 1), 'retried'
 end
-local del = {}
+-- A run starts with no check-in (Harbor resets them for every run too).
+local del = {'check_in', 'check_in_at', 'check_in_seq'}
 if c.retry_at > 0 then del[#del + 1] = 'retry_at' end
 if c.op ~= '' then del[#del + 1] = 'op_command' end
 if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
@@ -373,7 +386,6 @@ elseif c.status == 'Scheduled' then
   zrem_job(KEYS[3], at, at, c.id)
 elseif c.status == 'Error' and c.retry_at > 0 then
   zrem_job(KEYS[4], c.retry_at - 5, c.retry_at + 5, c.id)
-  to_rev = math.max(NOW, c.rev + 1)
 else
   return answer('final', {c.status})
 end
@@ -402,11 +414,12 @@ return answer('ok', {tostring(c.rev)})
 
 // scriptStopPolicy unschedules a periodic policy and stops its executions
 // that have not started: a scheduled one leaves the scheduled set, one
-// waiting for a retry leaves the retry set (in a new revision), a pending
-// one is marked so that no worker runs it.
+// waiting for a retry leaves the retry set (in its revision), a pending
+// one is marked so that no worker runs it, and a running one is signalled
+// as its own stop would (Harbor stops it too).
 //
 // KEYS: policy stats, policies, policy's executions, scheduled, retry
-// args: op, policy id
+// args: op, policy id, signals channel
 var scriptStopPolicy = redis.NewScript(5, luaPrelude+`
 local p = read(KEYS[1])
 if not p then return answer('missing') end
@@ -420,7 +433,7 @@ for _, m in ipairs(redis.call('zrange', KEYS[3], 0, -1)) do
   local c = read(STATS .. m, 'run_at')
   if c and c.status == 'Error' and c.retry_at > 0 then
     zrem_job(KEYS[5], c.retry_at - 5, c.retry_at + 5, m)
-    move(c, 'Stopped', math.max(NOW, c.rev + 1), reason, {'op_command', op}, {'retry_at'})
+    move(c, 'Stopped', c.rev, reason, {'op_command', op}, {'retry_at'})
     n = n + 1
   elseif c and c.status == 'Scheduled' then
     local at = tonumber(c.extra[1]) or 0
@@ -429,6 +442,12 @@ for _, m in ipairs(redis.call('zrange', KEYS[3], 0, -1)) do
     n = n + 1
   elseif c and c.status == 'Pending' then
     move(c, 'Stopped', c.rev, reason, {'op_command', op})
+    n = n + 1
+  elseif c and c.status == 'Running' then
+    -- As a stop of the execution itself: marked and signalled, ended by
+    -- its runner.
+    if c.op == '' then redis.call('hset', c.key, 'op_command', op) end
+    redis.call('publish', arg(3), op .. ' ' .. c.id)
     n = n + 1
   end
 end
@@ -534,6 +553,10 @@ local function outdated(ev, ackraw)
   local code, acode = CODE[s['status']] or -1, CODE[ack['status']] or -1
   if acode ~= code then return acode > code end
   if ev['c'] ~= '' then
+    -- Check-ins of one run: by their number when both have one, else by
+    -- their second.
+    local seq, aseq = tonumber(s['check_in_seq']), tonumber(ack['check_in_seq'])
+    if seq and aseq then return aseq >= seq end
     return (tonumber(ack['check_in_at']) or 0) >= (tonumber(s['check_in_at']) or 0)
   end
   return ack['status'] == s['status']
@@ -570,7 +593,9 @@ return {'none', tostring(now)}
 // is due at once.
 //
 // KEYS: due, attempts, event list, stats
-// ARGV: event, now ms, id, ack JSON, ack revision, ack status, ack check_in_at
+// ARGV: event, now ms, id, ack JSON, ack revision, ack status, ack
+//
+//	check_in_at, ack check_in_seq (0: none)
 var scriptAckHook = redis.NewScript(4, `
 local CODE = {Pending=0, Scheduled=1, Running=2, Stopped=3, Error=3, Success=3}
 if redis.call('lindex', KEYS[3], 0) == ARGV[1] then redis.call('lpop', KEYS[3]) end
@@ -584,7 +609,9 @@ if redis.call('exists', KEYS[4]) == 1 then
       local rev, arev = tonumber(ARGV[5]), tonumber(a['revision']) or 0
       local code, acode = CODE[ARGV[6]] or -1, CODE[a['status']] or -1
       local at, aat = tonumber(ARGV[7]), tonumber(a['check_in_at']) or 0
-      newer = rev > arev or (rev == arev and (code > acode or (code == acode and at >= aat)))
+      local seq, aseq = tonumber(ARGV[8]) or 0, tonumber(a['check_in_seq']) or 0
+      local later = at > aat or (at == aat and seq >= aseq)
+      newer = rev > arev or (rev == arev and (code > acode or (code == acode and later)))
     end
   end
   if newer then redis.call('hset', KEYS[4], 'ack', ARGV[4]) end

@@ -314,28 +314,45 @@ func TestRequeueStartsANewRevisionAndQueuesAgain(t *testing.T) {
 	}
 }
 
-func TestCheckinAtStrictlyIncreases(t *testing.T) {
+// check_in_at is the second of the check-in, never ahead of the clock:
+// check-ins within a second share it, and each run starts without one.
+func TestCheckinAtFollowsTheClockAndResetsPerRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
 	st := b.newJob(t, nil)
 	b.store.Start(ctx, st.ID)
-	var last int64
 	for i := 0; i < 5; i++ {
 		r, err := b.store.Checkin(ctx, st.ID, st.Revision, "step "+strconv.Itoa(i))
 		if err != nil || r.Outcome != Moved {
 			t.Fatalf("Checkin = %+v, %v", r, err)
 		}
-		if r.Stats.CheckInAt <= last || r.Stats.CheckIn != "step "+strconv.Itoa(i) {
-			t.Fatalf("check-in %d: check_in_at %d after %d, check_in %q", i, r.Stats.CheckInAt, last, r.Stats.CheckIn)
+		if r.Stats.CheckInAt != *b.now || r.Stats.CheckIn != "step "+strconv.Itoa(i) {
+			t.Fatalf("check-in %d within one second: check_in_at %d (now %d), check_in %q", i, r.Stats.CheckInAt, *b.now, r.Stats.CheckIn)
 		}
-		last = r.Stats.CheckInAt
+	}
+	*b.now += 3
+	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision, "later"); r.Stats.CheckInAt != *b.now {
+		t.Fatalf("check-in 3 s later at %d, want %d", r.Stats.CheckInAt, *b.now)
+	}
+	if seq, _ := redis.Int(b.do(t, "HGET", b.keys.Stats(st.ID), "check_in_seq")); seq != 6 {
+		t.Fatalf("check_in_seq %d after 6 check-ins", seq)
 	}
 	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision-1, "old revision"); r.Outcome != Refused {
 		t.Fatalf("check-in of an old revision: %+v, want Refused", r)
 	}
-	move(ctx, b.store, st.ID, st.Revision, job.Success, 0)
-	if r, _ := b.store.Checkin(ctx, st.ID, st.Revision, "too late"); r.Outcome != Refused {
+	// A new run (the host died and another worker took the job) starts
+	// with no check-in.
+	r, _ := b.store.Start(ctx, st.ID)
+	got, _ := b.store.Get(ctx, st.ID)
+	if r.Outcome != Moved || got.CheckIn != "" || got.CheckInAt != 0 {
+		t.Fatalf("after a new run's start: %+v, check_in %q at %d; want none", r, got.CheckIn, got.CheckInAt)
+	}
+	if n, _ := redis.Int(b.do(t, "HEXISTS", b.keys.Stats(st.ID), "check_in_seq")); n != 0 {
+		t.Fatal("check_in_seq kept across runs")
+	}
+	move(ctx, b.store, st.ID, r.Stats.Revision, job.Success, 0)
+	if r, _ := b.store.Checkin(ctx, st.ID, r.Stats.Revision, "too late"); r.Outcome != Refused {
 		t.Fatalf("check-in after Success: %+v, want Refused", r)
 	}
 }
@@ -385,8 +402,8 @@ func TestCheckinsOfOneStepKeepTheirOrder(t *testing.T) {
 		t.Fatalf("check-in events %q, want one,two,three in order", got)
 	}
 	s, _ := b.store.Get(ctx, st.ID)
-	if s.CheckIn != "three" || s.CheckInAt != r.Stats.CheckInAt || s.CheckInAt < *b.now+2 {
-		t.Fatalf("stats check_in %q at %d (answer %d, now %d): want the last, each a second after the one before", s.CheckIn, s.CheckInAt, r.Stats.CheckInAt, *b.now)
+	if s.CheckIn != "three" || s.CheckInAt != r.Stats.CheckInAt || s.CheckInAt != *b.now {
+		t.Fatalf("stats check_in %q at %d (answer %d, now %d): want the last, at the clock's second", s.CheckIn, s.CheckInAt, r.Stats.CheckInAt, *b.now)
 	}
 	if _, err := b.store.Checkin(ctx, st.ID, rev); err == nil {
 		t.Fatal("a check-in with no message was accepted")
@@ -438,8 +455,8 @@ func TestStop(t *testing.T) {
 		_, _ = b.do(t, "ZADD", b.keys.Retry(), *b.now+31, `{"name":"DEMO","id":"someone-else","t":1,"args":{}}`)
 		out, _, err := b.store.Stop(ctx, st, job.ActionStop)
 		got, _ := b.store.Get(ctx, st.ID)
-		if err != nil || out != StopDone || got.Status != job.Stopped || got.Revision <= st.Revision {
-			t.Fatalf("Stop = %v, %+v, %v; want Stopped in a new revision", out, got, err)
+		if err != nil || out != StopDone || got.Status != job.Stopped || got.Revision != st.Revision {
+			t.Fatalf("Stop = %v, %+v, %v; want Stopped in its own revision %d (a stop is not one more run)", out, got, err, st.Revision)
 		}
 		if n, _ := redis.Int(b.do(t, "ZCARD", b.keys.Retry())); n != 1 {
 			t.Fatalf("retry set has %d entries after stop, want only the other job's", n)
