@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,10 @@ type Config struct {
 	Protocol string `yaml:"protocol"`
 	// Port the API listens on, 1..65535. Env JOB_SERVICE_PORT.
 	Port int `yaml:"port"`
+	// BindAddress is the IP address (or host name) the API listens on;
+	// empty means every interface. "127.0.0.1" keeps it on loopback.
+	// Env BERTH_BIND_ADDRESS; set but empty, it means every interface.
+	BindAddress string `yaml:"bind_address"`
 	// HTTPSConfig names the certificate and key used when Protocol is "https".
 	HTTPSConfig HTTPSConfig `yaml:"https_config"`
 	// WorkerPool sizes the pool and names its Redis.
@@ -64,6 +70,14 @@ type Config struct {
 	Hooks Hooks `yaml:"hooks"`
 	// Reaper tunes the sweep that re-queues jobs of dead hosts.
 	Reaper Reaper `yaml:"reaper"`
+	// Metric is Harbor's Prometheus endpoint. Read and checked; this
+	// version serves no metrics yet (Warnings says so when it is enabled).
+	Metric Metric `yaml:"metric"`
+	// LoadWarnings are what Load changed or left unused to accept Harbor's
+	// file: Harbor's DB job logger run as REDIS, the Redis URL's
+	// idle_timeout_seconds winning over idle_timeout_second, and the like.
+	// Warnings returns them, and the host logs them once at start.
+	LoadWarnings []string `yaml:"-"`
 }
 
 // HTTPSConfig holds the TLS files used when the protocol is "https". Both
@@ -95,14 +109,18 @@ type RedisPool struct {
 	// Env JOB_SERVICE_POOL_REDIS_NAMESPACE.
 	Namespace string `yaml:"namespace"`
 	// IdleTimeoutSecond closes pooled connections idle that long; 0 never
-	// does. Env JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT.
+	// does. Env JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND (Harbor's
+	// name) or JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT (Berth's older one).
+	// A Redis URL's ?idle_timeout_seconds=N wins over it, as in Harbor
+	// (whose installer writes both): Load then sets it to N.
 	IdleTimeoutSecond int `yaml:"idle_timeout_second"`
 }
 
 // Logger is one log backend.
 type Logger struct {
 	// Name is STD_OUTPUT, FILE or REDIS (job logs only). Read
-	// case-insensitively, stored upper-case.
+	// case-insensitively, stored upper-case. Harbor's DB (job logs in its
+	// database) is read as REDIS, with a warning.
 	Name string `yaml:"name"`
 	// Level is DEBUG, INFO, WARNING, ERROR or FATAL. Read case-insensitively,
 	// stored upper-case.
@@ -181,11 +199,35 @@ type Reaper struct {
 	// Interval between sweeps.
 	Interval Duration `yaml:"interval"`
 	// MaxJobDuration: a running job that shows no progress (start or
-	// check-in) for longer is marked Error.
+	// check-in) for longer is marked Error. Env MAX_JOB_DURATION_SECONDS
+	// (Harbor's, whole seconds).
 	MaxJobDuration Duration `yaml:"max_job_duration"`
 	// DeadAfter: a worker pool whose heartbeat is older is taken as dead
 	// and its jobs are queued again, >= 6s (gocraft/work beats every 5s).
 	DeadAfter Duration `yaml:"dead_after"`
+	// MaxUpdateHours is Harbor's name for MaxJobDuration, in hours: when
+	// not 0, Load sets MaxJobDuration from it. Giving both with different
+	// values is an error.
+	MaxUpdateHours int `yaml:"max_update_hours"`
+	// MaxDanglingHours is Harbor's bound on executions left Running in
+	// Harbor core's database. Berth has no such executions: it is read,
+	// checked and otherwise unused (Warnings says so when it is not 0).
+	MaxDanglingHours int `yaml:"max_dangling_hours"`
+}
+
+// Metric is Harbor's metric section: a Prometheus endpoint on its own port.
+type Metric struct {
+	Enabled bool `yaml:"enabled"`
+	// Path is the endpoint's URL path, starting with "/".
+	Path string `yaml:"path"`
+	// Port is the endpoint's port, 1..65535, not the API's.
+	Port int `yaml:"port"`
+	// Namespace and Subsystem prefix every metric name, as
+	// <namespace>_<subsystem>_<name>; either may be empty. Env
+	// METRIC_NAMESPACE and METRIC_SUBSYSTEM (Harbor's; set but empty, they
+	// empty the prefix).
+	Namespace string `yaml:"namespace"`
+	Subsystem string `yaml:"subsystem"`
 }
 
 // Logger backend names.
@@ -260,6 +302,8 @@ func Default() *Config {
 			MaxJobDuration: Duration(24 * time.Hour),
 			DeadAfter:      Duration(30 * time.Second),
 		},
+		// Harbor's defaults (harbor.yml) and the names its installer gives.
+		Metric: Metric{Path: "/metrics", Port: 9090, Namespace: "harbor", Subsystem: "jobservice"},
 	}
 	applyDefaults(c)
 	return c
@@ -354,8 +398,16 @@ func (s Sweeper) WorkDir() string {
 	return d
 }
 
-// Addr is the API's listen address, ":<port>".
-func (c *Config) Addr() string { return ":" + strconv.Itoa(c.Port) }
+// Addr is the API's listen address: "<bind_address>:<port>", or ":<port>"
+// (every interface) when bind_address is empty.
+func (c *Config) Addr() string { return listenAddr(c.BindAddress, c.Port) }
+
+// listenAddr joins a bind address ("", "10.0.0.5", "::1", "[::1]",
+// "localhost") and a port.
+func listenAddr(bind string, port int) string {
+	host := strings.TrimSuffix(strings.TrimPrefix(bind, "["), "]")
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
 
 // RedactedRedisURL returns the Redis URL with any password replaced by
 // "xxxxx", for logs and error messages. It never fails: a URL it cannot make
@@ -363,11 +415,22 @@ func (c *Config) Addr() string { return ":" + strconv.Itoa(c.Port) }
 func (c *Config) RedactedRedisURL() string { return redisx.Redact(c.WorkerPool.RedisPool.RedisURL) }
 
 // Warnings lists what is allowed but deserves a loud line in the log at
-// startup: an empty secret. (redisx announces the embedded backend.)
+// startup: what Load changed to accept Harbor's file (LoadWarnings), an
+// empty secret, and Harbor settings that this version reads but does not
+// use. (redisx announces the embedded backend.)
 func (c *Config) Warnings() []string {
-	var w []string
+	w := append([]string(nil), c.LoadWarnings...)
 	if c.Secret == "" {
 		w = append(w, "CORE_SECRET is empty: every API call except GET /api/v1/stats will be refused with 401")
+	}
+	if c.Metric.Enabled {
+		w = append(w, fmt.Sprintf("metric.enabled is true, but this version of Berth serves no Prometheus metrics yet: "+
+			"nothing listens on %s%s", listenAddr(c.BindAddress, c.Metric.Port), c.Metric.Path))
+	}
+	if c.Reaper.MaxDanglingHours != 0 {
+		w = append(w, fmt.Sprintf("reaper.max_dangling_hours (%d) has no effect: it bounds the executions kept in Harbor core's "+
+			"database, which Berth does not have; the jobs Berth runs are bounded by reaper.max_job_duration (%s)",
+			c.Reaper.MaxDanglingHours, c.Reaper.MaxJobDuration))
 	}
 	return w
 }

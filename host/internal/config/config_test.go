@@ -126,55 +126,64 @@ func TestDefault(t *testing.T) {
 	t.Parallel()
 
 	want := map[string]string{
-		"protocol":                                   "http (string)",
-		"port":                                       "9444 (int)",
-		"https_config.cert":                          " (string)",
-		"https_config.key":                           " (string)",
-		"worker_pool.workers":                        "10 (int)",
-		"worker_pool.backend":                        "redis (string)",
-		"worker_pool.redis_pool.redis_url":           " (string)",
-		"worker_pool.redis_pool.namespace":           "berth_job_service_namespace (string)",
+		"protocol":                         "http (string)",
+		"port":                             "9444 (int)",
+		"bind_address":                     " (string)",
+		"https_config.cert":                " (string)",
+		"https_config.key":                 " (string)",
+		"worker_pool.workers":              "10 (int)",
+		"worker_pool.backend":              "redis (string)",
+		"worker_pool.redis_pool.redis_url": " (string)",
+		"worker_pool.redis_pool.namespace": "berth_job_service_namespace (string)",
 		"worker_pool.redis_pool.idle_timeout_second": "3600 (int)",
-		"job_loggers.len":                            "1",
-		"job_loggers[0].name":                        "FILE (string)",
-		"job_loggers[0].level":                       "INFO (string)",
-		"job_loggers[0].settings.len":                "1",
-		"job_loggers[0].settings.base_dir":           "/tmp/berth/job_logs (string)",
-		"job_loggers[0].sweeper.duration":            "1 (int)",
-		"job_loggers[0].sweeper.settings.len":        "1",
-		"job_loggers[0].sweeper.settings.work_dir":   "/tmp/berth/job_logs (string)",
-		"loggers.len":                                "1",
-		"loggers[0].name":                            "STD_OUTPUT (string)",
-		"loggers[0].level":                           "INFO (string)",
-		"loggers[0].settings.len":                    "0",
-		"loggers[0].sweeper":                         "<nil>",
-		"max_retrieve_size_mb":                       "10 (int)",
-		"core_url":                                   " (string)",
-		"Secret":                                     " (string)",
-		"plugins_dir":                                "./bin/plugins (string)",
-		"shutdown_grace":                             "30s",
-		"job_properties.len":                         "0",
-		"plugin_config.len":                          "0",
-		"Reattach.len":                               "0",
-		"plugins.start_timeout":                      "10s",
-		"plugins.restart_backoff_max":                "30s",
-		"plugins.kill_timeout":                       "5s",
-		"plugins.gomaxprocs":                         "0 (int)",
-		"plugins.job_timeout":                        "0s",
-		"stats.success_ttl":                          "24h",
-		"stats.stopped_ttl":                          "24h",
-		"stats.error_ttl":                            "168h",
-		"retry.backoff_base":                         "10s",
-		"retry.backoff_max":                          "10m",
-		"periodic.max_executions":                    "100 (int)",
-		"hooks.backoff_base":                         "1s",
-		"hooks.backoff_max":                          "5m",
-		"hooks.timeout":                              "10s",
-		"hooks.workers":                              "8 (int)",
-		"hooks.rewrites.len":                         "0",
-		"reaper.interval":                            "1m",
-		"reaper.max_job_duration":                    "24h",
-		"reaper.dead_after":                          "30s",
+		"job_loggers.len":                          "1",
+		"job_loggers[0].name":                      "FILE (string)",
+		"job_loggers[0].level":                     "INFO (string)",
+		"job_loggers[0].settings.len":              "1",
+		"job_loggers[0].settings.base_dir":         "/tmp/berth/job_logs (string)",
+		"job_loggers[0].sweeper.duration":          "1 (int)",
+		"job_loggers[0].sweeper.settings.len":      "1",
+		"job_loggers[0].sweeper.settings.work_dir": "/tmp/berth/job_logs (string)",
+		"loggers.len":                              "1",
+		"loggers[0].name":                          "STD_OUTPUT (string)",
+		"loggers[0].level":                         "INFO (string)",
+		"loggers[0].settings.len":                  "0",
+		"loggers[0].sweeper":                       "<nil>",
+		"max_retrieve_size_mb":                     "10 (int)",
+		"core_url":                                 " (string)",
+		"Secret":                                   " (string)",
+		"plugins_dir":                              "./bin/plugins (string)",
+		"shutdown_grace":                           "30s",
+		"job_properties.len":                       "0",
+		"plugin_config.len":                        "0",
+		"Reattach.len":                             "0",
+		"plugins.start_timeout":                    "10s",
+		"plugins.restart_backoff_max":              "30s",
+		"plugins.kill_timeout":                     "5s",
+		"plugins.gomaxprocs":                       "0 (int)",
+		"plugins.job_timeout":                      "0s",
+		"stats.success_ttl":                        "24h",
+		"stats.stopped_ttl":                        "24h",
+		"stats.error_ttl":                          "168h",
+		"retry.backoff_base":                       "10s",
+		"retry.backoff_max":                        "10m",
+		"periodic.max_executions":                  "100 (int)",
+		"hooks.backoff_base":                       "1s",
+		"hooks.backoff_max":                        "5m",
+		"hooks.timeout":                            "10s",
+		"hooks.workers":                            "8 (int)",
+		"hooks.rewrites.len":                       "0",
+		"reaper.interval":                          "1m",
+		"reaper.max_job_duration":                  "24h",
+		"reaper.dead_after":                        "30s",
+		"reaper.max_update_hours":                  "0 (int)",
+		"reaper.max_dangling_hours":                "0 (int)",
+		"metric.enabled":                           "false (bool)",
+		"metric.path":                              "/metrics (string)",
+		"metric.port":                              "9090 (int)",
+		"metric.namespace":                         "harbor (string)",
+		"metric.subsystem":                         "jobservice (string)",
+		"LoadWarnings.len":                         "0",
 	}
 	got := flatten(Default())
 	for _, k := range slices.Sorted(maps.Keys(want)) {
@@ -221,6 +230,7 @@ func wantFull(cert, key string) *Config {
 	return &Config{
 		Protocol:    "https",
 		Port:        9443,
+		BindAddress: "127.0.0.1",
 		HTTPSConfig: HTTPSConfig{Cert: cert, Key: key},
 		WorkerPool: WorkerPool{
 			Workers: 20,
@@ -279,7 +289,9 @@ func wantFull(cert, key string) *Config {
 			Workers:     16,
 			Rewrites:    []Rewrite{{From: "http://old-core:8080", To: "http://core:8080"}},
 		},
-		Reaper: Reaper{Interval: Duration(30 * time.Second), MaxJobDuration: Duration(48 * time.Hour), DeadAfter: Duration(45 * time.Second)},
+		Reaper: Reaper{Interval: Duration(30 * time.Second), MaxJobDuration: Duration(48 * time.Hour), DeadAfter: Duration(45 * time.Second),
+			MaxUpdateHours: 48, MaxDanglingHours: 200},
+		Metric: Metric{Enabled: true, Path: "/prom", Port: 9091, Namespace: "berth", Subsystem: "jobs"},
 	}
 }
 
@@ -304,7 +316,7 @@ func TestLoadFull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := decodeYAML(data, c); err != nil {
+		if _, err := decodeYAML(data, c); err != nil {
 			t.Fatal(err)
 		}
 		if c.HTTPSConfig.Cert != "/etc/berth/tls/server.crt" || c.HTTPSConfig.Key != "/etc/berth/tls/server.key" {
@@ -318,9 +330,10 @@ func TestLoadFull(t *testing.T) {
 		cert, key := tlsFiles(t)
 		full, def := flatten(wantFull(cert, key)), flatten(Default())
 		for _, k := range slices.Sorted(maps.Keys(full)) {
-			// Lists are compared whole, "redis" is the only backend, and
-			// Reattach comes from the environment only.
-			if strings.ContainsAny(k, "[") || k == "worker_pool.backend" || k == "Reattach.len" {
+			// Lists are compared whole, "redis" is the only backend,
+			// Reattach comes from the environment only, and full.yml needs
+			// no mapping from Harbor's file (no LoadWarnings).
+			if strings.ContainsAny(k, "[") || k == "worker_pool.backend" || k == "Reattach.len" || k == "LoadWarnings.len" {
 				continue
 			}
 			if d, ok := def[k]; ok && d == full[k] {
@@ -418,15 +431,31 @@ func nodeKeys(n *yaml.Node, key string, out map[string]bool) {
 func TestAddr(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		name string
+		bind string
 		port int
 		want string
-	}{{9444, ":9444"}, {1, ":1"}, {65535, ":65535"}} {
-		t.Run(fmt.Sprint("Port", tc.port), func(t *testing.T) {
+	}{
+		{"EveryInterface", "", 9444, ":9444"}, {"PortMin", "", 1, ":1"}, {"PortMax", "", 65535, ":65535"},
+		{"Loopback", "127.0.0.1", 9444, "127.0.0.1:9444"},
+		{"OneInterface", "10.0.0.5", 8080, "10.0.0.5:8080"},
+		{"IPv6Loopback", "::1", 9444, "[::1]:9444"},
+		{"IPv6Bracketed", "[::1]", 9444, "[::1]:9444"},
+		{"IPv6Zone", "fe80::1%eth0", 9444, "[fe80::1%eth0]:9444"},
+		{"HostName", "localhost", 9444, "localhost:9444"},
+		{"AnyIPv4", "0.0.0.0", 9444, "0.0.0.0:9444"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := Default()
-			c.Port = tc.port
+			c.BindAddress, c.Port = tc.bind, tc.port
 			if got := c.Addr(); got != tc.want {
 				t.Errorf("Addr() = %q, want %q", got, tc.want)
+			}
+			if tc.bind != "" {
+				if err := c.Validate(); err != nil {
+					t.Errorf("Validate() with bind_address %q: %v", tc.bind, err)
+				}
 			}
 		})
 	}

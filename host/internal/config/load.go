@@ -5,21 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
 // Load builds the configuration: it starts from Default, lays over it the
-// YAML file at path (path "" means no file), then the environment as seen
-// through lookup (os.LookupEnv in main; nil means no environment), fills the
-// defaults that live inside lists (a logger's level and settings), and
-// validates. Every problem found is reported at once, each naming its key
-// (and the env variable, when the value came from one).
+// YAML file at path (path "" means no file), maps what Harbor's own file
+// holds onto Berth's settings (see harbor.go), lays over that the
+// environment as seen through lookup (os.LookupEnv in main; nil means no
+// environment), fills the defaults that live inside lists (a logger's level
+// and settings), and validates. Every problem found is reported at once,
+// each naming its key (and the env variable, when the value came from one).
+// What the mapping changed or left unused is in LoadWarnings.
 //
 // Because the file is laid over the defaults, a key that is absent keeps its
 // default while a key given as 0 stays 0 and is judged by Validate.
@@ -29,22 +33,28 @@ func Load(path string, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	c := Default()
 	source := "(defaults + env)"
+	var doc *yaml.Node
 	if path != "" {
 		source = path
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := decodeYAML(data, c); err != nil {
+		if doc, err = decodeYAML(data, c); err != nil {
 			return nil, &loadError{source: source, err: err}
 		}
 	}
+	h := harborFile{doc: doc}
+	h.jobLoggers(c)
 	fromEnv, envErr := applyEnv(c, lookup)
+	reaperErr := h.reaper(c, fromEnv)
 	applyDefaults(c)
+	h.idleTimeout(c, fromEnv)
+	c.LoadWarnings = h.warnings
 	// The host resolves the secrets again at start; here a missing one is
 	// a startup error that names its key.
 	_, secErr := c.PluginSections(lookup)
-	err := errors.Join(envErr, blameEnv(c.Validate(), fromEnv), secErr)
+	err := errors.Join(envErr, reaperErr, blameEnv(c.Validate(), fromEnv), secErr)
 	if err != nil {
 		return nil, &loadError{source: source, err: err}
 	}
@@ -72,39 +82,41 @@ func (e *loadError) Error() string {
 
 func (e *loadError) Unwrap() error { return e.err }
 
-// decodeYAML lays the YAML document in data over c. Before decoding, it
-// walks the document alongside c's type so that an unknown key or a value of
-// the wrong type is reported with its full key path rather than a bare line
-// number. The decode itself is yaml.v3's with KnownFields(true).
-func decodeYAML(data []byte, c *Config) error {
+// decodeYAML lays the YAML document in data over c and returns the
+// document's root (nil for a file without one), so that Load can tell which
+// keys the file gave. Before decoding, it walks the document alongside c's
+// type so that an unknown key or a value of the wrong type is reported with
+// its full key path rather than a bare line number. The decode itself is
+// yaml.v3's with KnownFields(true).
+func decodeYAML(data []byte, c *Config) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	switch err := dec.Decode(&doc); {
 	case errors.Is(err, io.EOF):
-		return nil // empty file, or comments only
+		return nil, nil // empty file, or comments only
 	case err != nil:
-		return err
+		return nil, err
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("line %d: a second YAML document starts here; keep the configuration in one document", next.Line)
+		return nil, fmt.Errorf("line %d: a second YAML document starts here; keep the configuration in one document", next.Line)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
 	if errs := checkNode(root, reflect.TypeFor[Config](), ""); len(errs) > 0 {
-		return errors.Join(errs...)
+		return nil, errors.Join(errs...)
 	}
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
 	if err := strict.Decode(c); err != nil {
-		return err // duplicate keys, and problems inside aliases, which checkNode leaves to yaml.v3
+		return nil, err // duplicate keys, and problems inside aliases, which checkNode leaves to yaml.v3
 	}
-	return nil
+	return root, nil
 }
 
 var durationType = reflect.TypeFor[Duration]()
@@ -254,14 +266,18 @@ func joinKey(parent, key string) string {
 // envVar is one environment override.
 type envVar struct {
 	name string
-	key  string // the key it overrides; "[*]" stands for every index
+	// aliases are older names of the same variable, still read. Set to
+	// different values, name and an alias are an error.
+	aliases []string
+	key     string // the key it overrides; "[*]" stands for every index
 	// emptyCounts: set but empty still overrides (otherwise it counts as unset).
 	emptyCounts bool
 	set         func(c *Config, v string) error
 }
 
-// envVars are every environment override, in the order they are applied.
-// Harbor's names first, then Berth's own.
+// envVars are every environment override, in the order they are applied
+// (a later one wins over an earlier one for the same key). Harbor's names
+// first, then Berth's own.
 var envVars = []envVar{
 	{name: "JOB_SERVICE_PROTOCOL", key: "protocol", set: setString(func(c *Config) *string { return &c.Protocol })},
 	{name: "JOB_SERVICE_PORT", key: "port", set: setInt(func(c *Config) *int { return &c.Port })},
@@ -274,10 +290,25 @@ var envVars = []envVar{
 		set: setString(func(c *Config) *string { return &c.WorkerPool.RedisPool.RedisURL })},
 	{name: "JOB_SERVICE_POOL_REDIS_NAMESPACE", key: "worker_pool.redis_pool.namespace",
 		set: setString(func(c *Config) *string { return &c.WorkerPool.RedisPool.Namespace })},
-	{name: "JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT", key: "worker_pool.redis_pool.idle_timeout_second",
+	{name: envIdleTimeout, aliases: []string{"JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT"}, key: keyIdleTimeout,
 		set: setInt(func(c *Config) *int { return &c.WorkerPool.RedisPool.IdleTimeoutSecond })},
 	{name: "CORE_SECRET", key: "secret", set: setString(func(c *Config) *string { return &c.Secret })},
 	{name: "CORE_URL", key: "core_url", set: setString(func(c *Config) *string { return &c.CoreURL })},
+	// Harbor's: how long a job may run (Harbor's patched gocraft/work keeps
+	// a running job visible that long); Berth's one bound is the reaper's.
+	{name: envMaxJobDuration, key: keyMaxJobDuration, set: func(c *Config, v string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64/int64(time.Second) {
+			return fmt.Errorf("must be a whole number of seconds, got %q", v)
+		}
+		c.Reaper.MaxJobDuration = Duration(time.Duration(n) * time.Second)
+		return nil
+	}},
+	// Harbor's level of its process-wide logger; BERTH_LOG_LEVEL wins over it.
+	{name: "LOG_LEVEL", key: "loggers[*].level", set: setLoggerLevels},
+	{name: "METRIC_NAMESPACE", key: "metric.namespace", emptyCounts: true, set: setString(func(c *Config) *string { return &c.Metric.Namespace })},
+	{name: "METRIC_SUBSYSTEM", key: "metric.subsystem", emptyCounts: true, set: setString(func(c *Config) *string { return &c.Metric.Subsystem })},
+	{name: "BERTH_BIND_ADDRESS", key: "bind_address", emptyCounts: true, set: setString(func(c *Config) *string { return &c.BindAddress })},
 	{name: "BERTH_PLUGINS_DIR", key: "plugins_dir", set: setString(func(c *Config) *string { return &c.PluginsDir })},
 	{name: "BERTH_SHUTDOWN_GRACE", key: "shutdown_grace", set: func(c *Config, v string) error {
 		d, err := parseDuration(v)
@@ -293,12 +324,22 @@ var envVars = []envVar{
 		}
 		return err
 	}},
-	{name: "BERTH_LOG_LEVEL", key: "loggers[*].level", set: func(c *Config, v string) error {
-		for i := range c.Loggers {
-			c.Loggers[i].Level = v
-		}
-		return nil
-	}},
+	{name: "BERTH_LOG_LEVEL", key: "loggers[*].level", set: setLoggerLevels},
+}
+
+// Env variables and keys that Load's Harbor mapping looks at.
+const (
+	envIdleTimeout    = "JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND"
+	envMaxJobDuration = "MAX_JOB_DURATION_SECONDS"
+	keyIdleTimeout    = "worker_pool.redis_pool.idle_timeout_second"
+	keyMaxJobDuration = "reaper.max_job_duration"
+)
+
+func setLoggerLevels(c *Config, v string) error {
+	for i := range c.Loggers {
+		c.Loggers[i].Level = v
+	}
+	return nil
 }
 
 func setString(field func(*Config) *string) func(*Config, string) error {
@@ -320,23 +361,49 @@ func setInt(field func(*Config) *int) func(*Config, string) error {
 }
 
 // applyEnv applies every override that lookup finds set. It returns the
-// variables it applied (so that Validate's findings can name them) and one
-// error per value it could not use.
+// variables it applied, each under the name it was read by (so that
+// Validate's findings can name it), and one error per value it could not
+// use.
 func applyEnv(c *Config, lookup func(string) (string, bool)) ([]envVar, error) {
 	var applied []envVar
 	var errs []error
 	for _, ev := range envVars {
-		v, ok := lookup(ev.name)
-		if !ok || (v == "" && !ev.emptyCounts) {
+		name, v, ok, err := ev.lookup(lookup)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
 			continue
 		}
 		if err := ev.set(c, v); err != nil {
-			errs = append(errs, &fieldError{key: ev.key, env: ev.name, msg: err.Error()})
+			errs = append(errs, &fieldError{key: ev.key, env: name, msg: err.Error()})
 			continue
 		}
+		ev.name = name
 		applied = append(applied, ev)
 	}
 	return applied, errors.Join(errs...)
+}
+
+// lookup finds ev under its name or an alias. Set to different values, the
+// two are an error.
+func (ev envVar) lookup(lookup func(string) (string, bool)) (name, value string, ok bool, err error) {
+	for _, n := range append([]string{ev.name}, ev.aliases...) {
+		v, set := lookup(n)
+		if !set || (v == "" && !ev.emptyCounts) {
+			continue
+		}
+		if !ok {
+			name, value, ok = n, v, true
+			continue
+		}
+		if strings.TrimSpace(v) != strings.TrimSpace(value) {
+			return "", "", false, &fieldError{key: ev.key, env: name + ", " + n,
+				msg: fmt.Sprintf("%s=%q and %s=%q disagree; set only %s (%s is its older name)", name, value, n, v, name, n)}
+		}
+	}
+	return name, value, ok, nil
 }
 
 // blameEnv marks each of Validate's findings whose value came from an env

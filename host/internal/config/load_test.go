@@ -31,9 +31,20 @@ func TestEnvOverrides(t *testing.T) {
 			"worker_pool.redis_pool.redis_url": "redis://:pw@redis:6379/2 (string)",
 		}, nil},
 		{"JOB_SERVICE_POOL_REDIS_NAMESPACE", "ns_2", map[string]string{"worker_pool.redis_pool.namespace": "ns_2 (string)"}, nil},
+		{"JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND", "30", map[string]string{"worker_pool.redis_pool.idle_timeout_second": "30 (int)"}, nil},
 		{"JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT", "0", map[string]string{"worker_pool.redis_pool.idle_timeout_second": "0 (int)"}, nil},
+		{"JOB_SERVICE_POOL_REDIS_IDLE_CONN_TIMEOUT", "45", map[string]string{"worker_pool.redis_pool.idle_timeout_second": "45 (int)"},
+			[]string{"JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND", "45"}}, // both names, one value
 		{"CORE_SECRET", "s3cr3t", map[string]string{"Secret": "s3cr3t (string)"}, nil},
 		{"CORE_URL", "https://core.example.com", map[string]string{"core_url": "https://core.example.com (string)"}, nil},
+		{"MAX_JOB_DURATION_SECONDS", "604800", map[string]string{"reaper.max_job_duration": "168h"}, nil},
+		{"LOG_LEVEL", "warning", map[string]string{"loggers[0].level": "WARNING (string)"}, nil},
+		{"LOG_LEVEL", "debug", map[string]string{"loggers[0].level": "ERROR (string)"}, []string{"BERTH_LOG_LEVEL", "error"}}, // Berth's wins
+		{"METRIC_NAMESPACE", "harbor2", map[string]string{"metric.namespace": "harbor2 (string)"}, nil},
+		{"METRIC_NAMESPACE", "", map[string]string{"metric.namespace": " (string)"}, nil},
+		{"METRIC_SUBSYSTEM", "js", map[string]string{"metric.subsystem": "js (string)"}, nil},
+		{"METRIC_SUBSYSTEM", "", map[string]string{"metric.subsystem": " (string)"}, nil},
+		{"BERTH_BIND_ADDRESS", "127.0.0.1", map[string]string{"bind_address": "127.0.0.1 (string)"}, nil},
 		{"BERTH_PLUGINS_DIR", "/opt/plugins", map[string]string{"plugins_dir": "/opt/plugins (string)"}, nil},
 		{"BERTH_SHUTDOWN_GRACE", "2m", map[string]string{"shutdown_grace": "2m"}, nil},
 		{"BERTH_SHUTDOWN_GRACE", "90", map[string]string{"shutdown_grace": "1m30s"}, nil},
@@ -71,8 +82,10 @@ func TestEnvOverrides(t *testing.T) {
 			covered[c.env] = true
 		}
 		for _, ev := range envVars {
-			if !covered[ev.name] {
-				t.Errorf("%s has no case in TestEnvOverrides", ev.name)
+			for _, name := range append([]string{ev.name}, ev.aliases...) {
+				if !covered[name] {
+					t.Errorf("%s has no case in TestEnvOverrides", name)
+				}
 			}
 		}
 	})
@@ -126,19 +139,33 @@ func TestEnvEmptyCountsAsUnset(t *testing.T) {
 		t.Run(envTestName(ev.name, ""), func(t *testing.T) {
 			t.Parallel()
 			c := Default()
-			if err := decodeYAML(data, c); err != nil {
+			if ev.aliases != nil {
+				for _, alias := range ev.aliases {
+					if _, err := applyEnv(c, env(alias, "")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if _, err := decodeYAML(data, c); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := applyEnv(c, env(ev.name, "")); err != nil {
 				t.Fatal(err)
 			}
 			want := Default()
-			if err := decodeYAML(data, want); err != nil {
+			if _, err := decodeYAML(data, want); err != nil {
 				t.Fatal(err)
 			}
-			if ev.name == "JOB_SERVICE_POOL_REDIS_URL" {
+			switch ev.name {
+			case "JOB_SERVICE_POOL_REDIS_URL":
 				// Set and empty, it selects the embedded backend over the file's Redis.
 				want.WorkerPool.RedisPool.RedisURL = ""
+			case "BERTH_BIND_ADDRESS":
+				want.BindAddress = "" // every interface
+			case "METRIC_NAMESPACE":
+				want.Metric.Namespace = "" // as in Harbor: no prefix
+			case "METRIC_SUBSYSTEM":
+				want.Metric.Subsystem = ""
 			}
 			assertConfig(t, c, want)
 		})
@@ -166,6 +193,17 @@ func TestEnvBadValue(t *testing.T) {
 		{"BERTH_SHUTDOWN_GRACE", "soon", `shutdown_grace (from env BERTH_SHUTDOWN_GRACE): must be a duration like "30s" or "1h30m", or a whole number of seconds, got "soon"`},
 		{"BERTH_SHUTDOWN_GRACE", "2h", `shutdown_grace (from env BERTH_SHUTDOWN_GRACE): must be between 0s and 1h, got 2h`},
 		{"BERTH_LOG_LEVEL", "LOUD", `loggers[0].level (from env BERTH_LOG_LEVEL): must be one of DEBUG, INFO, WARNING, ERROR, FATAL, got "LOUD"`},
+		{"JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND", "30s",
+			`worker_pool.redis_pool.idle_timeout_second (from env JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND): must be a whole number, got "30s"`},
+		{"JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND", "-5",
+			`worker_pool.redis_pool.idle_timeout_second (from env JOB_SERVICE_POOL_REDIS_CONN_IDLE_TIMEOUT_SECOND): must be at least 0, got -5`},
+		{"MAX_JOB_DURATION_SECONDS", "1d", `reaper.max_job_duration (from env MAX_JOB_DURATION_SECONDS): must be a whole number of seconds, got "1d"`},
+		{"MAX_JOB_DURATION_SECONDS", "86400.0", `reaper.max_job_duration (from env MAX_JOB_DURATION_SECONDS): must be a whole number of seconds, got "86400.0"`},
+		{"MAX_JOB_DURATION_SECONDS", "30", `reaper.max_job_duration (from env MAX_JOB_DURATION_SECONDS): must be at least 1m, got 30s`},
+		{"LOG_LEVEL", "trace", `loggers[0].level (from env LOG_LEVEL): must be one of DEBUG, INFO, WARNING, ERROR, FATAL, got "TRACE"`},
+		{"METRIC_NAMESPACE", "my-harbor", `metric.namespace (from env METRIC_NAMESPACE): must be empty or a Prometheus name part`},
+		{"METRIC_SUBSYSTEM", "job service", `metric.subsystem (from env METRIC_SUBSYSTEM): must be empty or a Prometheus name part`},
+		{"BERTH_BIND_ADDRESS", "0.0.0.0:9444", `bind_address (from env BERTH_BIND_ADDRESS): must be an address without a port`},
 		{"JOB_SERVICE_HTTPS_CERT", "", ""}, // empty is unset: no error
 	} {
 		t.Run(envTestName(tc.env, tc.value), func(t *testing.T) {
@@ -216,7 +254,11 @@ func TestLoadUnknownKey(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"TopLevel", "prot: http\n", []string{"prot (line 1): unknown key; the keys here are core_url, hooks, https_config,"}},
+		{"TopLevel", "prot: http\n", []string{"prot (line 1): unknown key; the keys here are bind_address, core_url, hooks, https_config,"}},
+		// Harbor's keys are known; keys Harbor never had are not.
+		{"HarborMetricTypo", "metric:\n  enable: true\n", []string{"metric.enable (line 2): unknown key; the keys here are enabled, namespace, path, port, subsystem"}},
+		{"HarborReaperTypo", "reaper:\n  max_update_hour: 24\n", []string{"reaper.max_update_hour (line 2): unknown key; the keys here are dead_after, interval, max_dangling_hours, max_job_duration, max_update_hours"}},
+		{"NotHarbors", "notification:\n  webhook_job_max_retry: 3\n", []string{"notification (line 1): unknown key"}},
 		{"Nested", "worker_pool:\n  redis_pool:\n    url: redis://r\n", []string{"worker_pool.redis_pool.url (line 3): unknown key; the keys here are idle_timeout_second, namespace, redis_url"}},
 		{"InList", "job_loggers:\n  - name: FILE\n    levle: INFO\n", []string{"job_loggers[0].levle (line 3): unknown key"}},
 		{"InSweeper", "job_loggers:\n  - name: FILE\n    sweeper:\n      days: 1\n", []string{"job_loggers[0].sweeper.days (line 4): unknown key; the keys here are duration, settings"}},

@@ -48,6 +48,10 @@ var redisURLCases = []struct {
 	{"LegacyOneCommaInPassword", "10.0.0.5:6379,100,PW-22a,PW-22b,0", true, []string{"PW-22a,PW-22b"}},
 	{"LegacyAtAndColonInPassword", "redis:6379,100,PW-23@PW:PW,0", true, []string{"PW-23@PW:PW"}},
 	{"LegacyWeightNotNumber", "redis:6379,s3cret-PW-24", true, []string{"s3cret-PW-24"}},
+	{"HarborInstaller", "redis://anonymous:s3cret-PW-25@redis:6379/2?idle_timeout_seconds=30", true, []string{"s3cret-PW-25"}},
+	{"HarborSentinel", "redis+sentinel://:s3cret-PW-26@s1:26379,s2:26379/mymaster/2?idle_timeout_seconds=30&sentinel_password=s3ntinel-PW-27", true,
+		[]string{"s3cret-PW-26", "s3ntinel-PW-27"}},
+	{"IdleTimeoutAfterSentinelPassword", "redis+sentinel://s1/m?sentinel_password=s3ntinel-PW-28&idle_timeout_seconds=30", true, []string{"s3ntinel-PW-28"}},
 
 	{"IssueExample", "redis://s3cret-PW-30@redis:6379/x", false, []string{"s3cret-PW-30"}},
 	{"BadPort", "redis://:s3cret-PW-31@redis:port/0", false, []string{"s3cret-PW-31"}},
@@ -76,6 +80,9 @@ var redisURLCases = []struct {
 	{"LegacyLoneUserInfo", "s3cret-PW-61@redis:6379,100,,0", false, []string{"s3cret-PW-61"}},
 	{"SentinelPasswordWithAmpersand", "redis+sentinel://s1/m?sentinel_password=PW-63&PW&PW", false, []string{"PW-63&PW&PW"}},
 	{"SchemeWithoutColon", "redis//:s3cret-PW-62@redis:6379", false, []string{"s3cret-PW-62"}},
+	{"BadIdleTimeout", "redis://:s3cret-PW-65@redis:6379/2?idle_timeout_seconds=soon", false, []string{"s3cret-PW-65"}},
+	{"UnknownParamBesideHarbors", "rediss://berth:s3cret-PW-66@redis:6380/2?idle_timeout_seconds=30&max_active=5", false, []string{"s3cret-PW-66"}},
+	{"IdleTimeoutHoldingPassword", "redis+sentinel://s1/m?idle_timeout_seconds=30&sentinel_password=PW-67&PW", false, []string{"PW-67&PW"}},
 }
 
 // TestRedisURLPasswordsHidden feeds every form through Validate and Load and
@@ -144,12 +151,18 @@ func TestRedisURLPasswordsHidden(t *testing.T) {
 				hidden("RedactedRedisURL() after Load", loaded.RedactedRedisURL())
 			}
 
-			doc, err := yaml.Marshal(map[string]any{"worker_pool": map[string]any{"redis_pool": map[string]any{"redis_url": tc.url}}})
+			// idle_timeout_second beside the URL: a URL with Harbor's
+			// idle_timeout_seconds makes Load warn.
+			doc, err := yaml.Marshal(map[string]any{"worker_pool": map[string]any{"redis_pool": map[string]any{
+				"redis_url": tc.url, "idle_timeout_second": 7}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Load(writeYAML(t, string(doc)), nil)
+			loaded, err = Load(writeYAML(t, string(doc)), nil)
 			checkErr("Load with file", err, key+": ")
+			if err == nil {
+				hidden("Warnings() after Load", strings.Join(loaded.Warnings(), "\n"))
+			}
 
 			if target, err := redisx.ParseURL(tc.url); err == nil {
 				hidden("the target logged at connect", target.String())

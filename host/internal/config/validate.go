@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -41,6 +42,7 @@ func (c *Config) Validate() error {
 
 	v.oneOf("protocol", c.Protocol, "http", "https")
 	v.intRange("port", c.Port, 1, 65535)
+	v.bindAddress("bind_address", c.BindAddress)
 	if c.Protocol == "https" {
 		v.readableFile("https_config.cert", c.HTTPSConfig.Cert, "JOB_SERVICE_HTTPS_CERT")
 		v.readableFile("https_config.key", c.HTTPSConfig.Key, "JOB_SERVICE_HTTPS_KEY")
@@ -108,6 +110,19 @@ func (c *Config) Validate() error {
 	v.positive("reaper.interval", c.Reaper.Interval)
 	v.durationRange("reaper.max_job_duration", c.Reaper.MaxJobDuration, time.Minute, 0)
 	v.durationRange("reaper.dead_after", c.Reaper.DeadAfter, 6*time.Second, 0)
+	v.intRange("reaper.max_update_hours", c.Reaper.MaxUpdateHours, 0, maxHours)
+	v.intRange("reaper.max_dangling_hours", c.Reaper.MaxDanglingHours, 0, maxHours)
+
+	m := c.Metric
+	if !strings.HasPrefix(m.Path, "/") || strings.ContainsAny(m.Path, " \t\r\n?#") {
+		v.add("metric.path", `must be a URL path such as "/metrics", got %q`, m.Path)
+	}
+	v.intRange("metric.port", m.Port, 1, 65535)
+	if m.Enabled && m.Port == c.Port {
+		v.add("metric.port", "must differ from port (%d), which the API listens on", c.Port)
+	}
+	v.metricName("metric.namespace", m.Namespace)
+	v.metricName("metric.subsystem", m.Subsystem)
 
 	return errors.Join(v.errs...)
 }
@@ -198,6 +213,64 @@ func (v *checker) redisURL(key, raw string) {
 	if _, err := redisx.ParseURL(raw); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "redisx: ")
 		v.add(key, "%s", strings.TrimPrefix(msg, "Redis URL ")) // the key says as much
+	}
+}
+
+// bindAddress checks a listen address without its port: empty (every
+// interface), an IP address ("10.0.0.5", "::1", "[::1]", "fe80::1%eth0") or
+// a host name ("localhost").
+func (v *checker) bindAddress(key, addr string) {
+	if addr == "" {
+		return
+	}
+	if inner, ok := strings.CutPrefix(addr, "["); ok && strings.HasSuffix(inner, "]") {
+		if inner = strings.TrimSuffix(inner, "]"); validIP(inner) && strings.Contains(inner, ":") {
+			return // "[::1]": brackets hold an IPv6 address only
+		}
+	} else if validIP(addr) || isHostName(addr) {
+		return
+	}
+	if h, port, err := net.SplitHostPort(addr); err == nil && isWholeNumber(port) && (validIP(h) || isHostName(h)) {
+		v.add(key, "must be an address without a port (the port is port, env JOB_SERVICE_PORT), got %q", addr)
+		return
+	}
+	v.add(key, `must be an IP address such as "127.0.0.1" or a host name, or empty for every interface, got %q`, addr)
+}
+
+// validIP reports whether s is an IP address, IPv6 with an optional zone
+// ("fe80::1%eth0").
+func validIP(s string) bool {
+	ip, zone, hasZone := strings.Cut(s, "%")
+	return net.ParseIP(ip) != nil && (!hasZone || zone != "" && strings.Contains(ip, ":"))
+}
+
+// isHostName reports whether s is a DNS name: dot-separated labels of
+// letters, digits and inner hyphens.
+func isHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// metricName checks a Prometheus name part: empty, or a letter or '_'
+// followed by letters, digits and '_'.
+func (v *checker) metricName(key, s string) {
+	for i, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || r == '_' || i > 0 && '0' <= r && r <= '9') {
+			v.add(key, "must be empty or a Prometheus name part (letters, digits and '_', not starting with a digit), got %q", s)
+			return
+		}
 	}
 }
 

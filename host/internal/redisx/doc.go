@@ -5,7 +5,9 @@
 //
 // Supported URLs: redis://, rediss:// (TLS), unix:// (socket),
 // redis+sentinel:// (primary found through Sentinel) and Harbor's legacy
-// "host:port,weight,password,db". See ParseURL.
+// "host:port,weight,password,db". The forms with a scheme may carry
+// Harbor's ?idle_timeout_seconds=N, which wins over Options.IdleTimeout.
+// See ParseURL.
 //
 // Pool behaviour, for every backend:
 //   - There is no read timeout: pub/sub subscribers wait in Receive

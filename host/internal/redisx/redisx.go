@@ -39,7 +39,9 @@ type Options struct {
 	// URL of the Redis server; see ParseURL. Empty starts an embedded
 	// in-memory Redis.
 	URL string
-	// IdleTimeout closes connections idle for longer. 0 means 1h.
+	// IdleTimeout closes connections idle for longer. 0 means 1h. A URL's
+	// idle_timeout_seconds wins over it (as in Harbor, whose installer
+	// writes both), and there 0 means never.
 	IdleTimeout time.Duration
 	// MaxIdle is the number of idle connections kept. 0 means 64.
 	MaxIdle int
@@ -141,6 +143,10 @@ func Open(ctx context.Context, opts Options) (*Backend, error) {
 		}
 		b.target = t
 		b.desc = t.String()
+		if t.IdleTimeout != nil {
+			opts.IdleTimeout = *t.IdleTimeout
+			b.opts.IdleTimeout = opts.IdleTimeout
+		}
 	}
 	if b.target.Scheme == SchemeSentinel {
 		b.sentinel = newSentinelResolver(b.target, b.dialOptions(), opts.DialTimeout, b.log)

@@ -256,6 +256,19 @@ func TestPoolSettings(t *testing.T) {
 	if got, want := b.Describe(), "redis://"+s.Addr()+"/0"; got != want {
 		t.Errorf("Describe() = %q, want %q", got, want)
 	}
+	// Harbor's installer writes ?idle_timeout_seconds=30 beside the pool
+	// setting of its config file; the URL's wins, as in Harbor.
+	harbor := open(t, Options{URL: s.URL() + "/0?idle_timeout_seconds=30", IdleTimeout: time.Hour})
+	if p := harbor.Pool(); p.IdleTimeout != 30*time.Second {
+		t.Errorf("with idle_timeout_seconds=30: IdleTimeout=%s, want 30s", p.IdleTimeout)
+	}
+	if got, want := harbor.Describe(), "redis://"+s.Addr()+"/0?idle_timeout_seconds=30"; got != want {
+		t.Errorf("Describe() = %q, want %q", got, want)
+	}
+	never := open(t, Options{URL: s.URL() + "/0?idle_timeout_seconds=0"})
+	if p := never.Pool(); p.IdleTimeout != 0 {
+		t.Errorf("with idle_timeout_seconds=0: IdleTimeout=%s, want 0 (never close)", p.IdleTimeout)
+	}
 }
 
 func TestTestOnBorrow(t *testing.T) {

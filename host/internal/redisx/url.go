@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Scheme is how a Target is reached.
@@ -27,6 +28,28 @@ const (
 	defaultSentinelPort = "26379"
 	redacted            = "xxxxx"
 )
+
+// Query parameters. idle_timeout_seconds is Harbor's: its installer writes
+// it into the Redis URL of every component, and Harbor's pool takes it over
+// the pool setting of the component's own configuration.
+const (
+	paramIdleTimeout      = "idle_timeout_seconds"
+	paramSkipVerify       = "skip_verify"
+	paramDB               = "db"
+	paramSentinelPassword = "sentinel_password"
+
+	// maxIdleTimeoutSeconds bounds idle_timeout_seconds (68 years), so that
+	// it fits a time.Duration.
+	maxIdleTimeoutSeconds = 1<<31 - 1
+)
+
+// queryParams lists the query parameters each scheme takes.
+var queryParams = map[Scheme][]string{
+	SchemeRedis:    {paramIdleTimeout},
+	SchemeTLS:      {paramIdleTimeout, paramSkipVerify},
+	SchemeUnix:     {paramDB, paramIdleTimeout},
+	SchemeSentinel: {paramIdleTimeout, paramSentinelPassword},
+}
 
 // Target is a parsed Redis URL.
 type Target struct {
@@ -48,6 +71,10 @@ type Target struct {
 	// SkipVerify disables TLS certificate verification (rediss, query
 	// parameter skip_verify=true). For test certificates only.
 	SkipVerify bool
+	// IdleTimeout closes pooled connections idle for longer; 0 never does
+	// (query parameter idle_timeout_seconds, Harbor's). Nil when the URL
+	// gives none; when set, it wins over Options.IdleTimeout, as in Harbor.
+	IdleTimeout *time.Duration
 	// Legacy is set for Harbor's "host:port,weight,password,db" form.
 	Legacy bool
 }
@@ -59,6 +86,11 @@ type Target struct {
 //	unix://[[user]:password@]/path/to/socket[?db=N]
 //	redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]...]/mastername[/db][?sentinel_password=...]
 //	host:port[,weight[,password[,db]]]   (Harbor's legacy form; weight is ignored)
+//
+// Every form with a scheme may also carry idle_timeout_seconds=N (Harbor's
+// installer writes ?idle_timeout_seconds=30): pooled connections idle for N
+// seconds are closed, 0 never. A query parameter that the form does not
+// take is an error that names it (every such parameter, sorted).
 //
 // The port defaults to 6379, or 26379 for sentinels. User and password are
 // percent-decoded; characters that would end the user info early need no
@@ -139,13 +171,6 @@ func parseURL(scheme Scheme, rest string) (*Target, error) {
 		if t.DB, err = parseDB(strings.TrimPrefix(path, "/")); err != nil {
 			return nil, err
 		}
-		allowed := []string{}
-		if scheme == SchemeTLS {
-			allowed = append(allowed, "skip_verify")
-		}
-		if err := t.parseQuery(query, allowed...); err != nil {
-			return nil, err
-		}
 	case SchemeUnix:
 		if host != "" && host != "localhost" {
 			return nil, fmt.Errorf("unexpected host %q (want unix:///absolute/path)", host)
@@ -158,9 +183,6 @@ func parseURL(scheme Scheme, rest string) (*Target, error) {
 			return nil, fmt.Errorf("socket path: %w", err)
 		}
 		t.Addrs = []string{p}
-		if err := t.parseQuery(query, "db"); err != nil {
-			return nil, err
-		}
 	case SchemeSentinel:
 		if host == "" {
 			return nil, fmt.Errorf("missing sentinel addresses")
@@ -185,9 +207,9 @@ func parseURL(scheme Scheme, rest string) (*Target, error) {
 		if t.DB, err = parseDB(db); err != nil {
 			return nil, err
 		}
-		if err := t.parseQuery(query, "sentinel_password"); err != nil {
-			return nil, err
-		}
+	}
+	if err := t.parseQuery(query, queryParams[scheme]); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -241,33 +263,55 @@ func ampersandInPassword(rawQuery string) (string, bool) {
 	return "", false
 }
 
-func (t *Target) parseQuery(q url.Values, allowed ...string) error {
-	for key, vals := range q {
+// parseQuery reads the query parameters in allowed and refuses any other,
+// naming every one.
+func (t *Target) parseQuery(q url.Values, allowed []string) error {
+	var unknown []string
+	for key := range q {
 		if !slices.Contains(allowed, key) {
-			if len(allowed) == 0 {
-				return fmt.Errorf("unknown query parameter %q (%s URLs take none)", key, t.Scheme)
-			}
-			return fmt.Errorf("unknown query parameter %q (%s URLs take %s)", key, t.Scheme, strings.Join(allowed, ", "))
+			unknown = append(unknown, strconv.Quote(key))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		what := "parameter"
+		if len(unknown) > 1 {
+			what = "parameters"
+		}
+		return fmt.Errorf("unknown query %s %s (%s URLs take %s)", what, strings.Join(unknown, ", "), t.Scheme, strings.Join(allowed, ", "))
+	}
+	for _, key := range allowed {
+		vals, ok := q[key]
+		if !ok {
+			continue
 		}
 		if len(vals) != 1 {
 			return fmt.Errorf("query parameter %q given %d times", key, len(vals))
 		}
 		v := vals[0]
 		switch key {
-		case "skip_verify":
+		case paramSkipVerify:
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return fmt.Errorf("skip_verify=%q is not a boolean", v)
 			}
 			t.SkipVerify = b
-		case "db":
+		case paramDB:
 			db, err := parseDB(v)
 			if err != nil {
 				return err
 			}
 			t.DB = db
-		case "sentinel_password":
+		case paramSentinelPassword:
 			t.SentinelPassword = v
+		case paramIdleTimeout:
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 || n > maxIdleTimeoutSeconds {
+				return fmt.Errorf("%s=%q is not a whole number of seconds from 0 to %d (0: never close idle connections)",
+					paramIdleTimeout, v, maxIdleTimeoutSeconds)
+			}
+			d := time.Duration(n) * time.Second
+			t.IdleTimeout = &d
 		}
 	}
 	return nil
@@ -378,6 +422,9 @@ func (t *Target) String() string {
 		if t.SkipVerify {
 			q = append(q, "skip_verify=true")
 		}
+	}
+	if t.IdleTimeout != nil {
+		q = append(q, paramIdleTimeout+"="+strconv.FormatInt(int64(*t.IdleTimeout/time.Second), 10))
 	}
 	if len(q) > 0 {
 		b.WriteString("?" + strings.Join(q, "&"))

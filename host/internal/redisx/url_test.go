@@ -5,7 +5,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
+
+// seconds returns a pointer to n seconds, for Target.IdleTimeout.
+func seconds(n int) *time.Duration {
+	d := time.Duration(n) * time.Second
+	return &d
+}
 
 func TestParseURL(t *testing.T) {
 	t.Parallel()
@@ -42,6 +49,27 @@ func TestParseURL(t *testing.T) {
 		{"LiteralPercentPassword", "redis://:50%off@h:1",
 			Target{Scheme: SchemeRedis, Addrs: []string{"h:1"}, Password: "50%off"},
 			"redis://:xxxxx@h:1/0"},
+		{"HarborInstaller", "redis://redis:6379/2?idle_timeout_seconds=30",
+			Target{Scheme: SchemeRedis, Addrs: []string{"redis:6379"}, DB: 2, IdleTimeout: seconds(30)},
+			"redis://redis:6379/2?idle_timeout_seconds=30"},
+		{"HarborInstallerExternalRedis", "redis://anonymous:s3cret@10.0.0.5:6379/2?idle_timeout_seconds=30",
+			Target{Scheme: SchemeRedis, Addrs: []string{"10.0.0.5:6379"}, Password: "s3cret", DB: 2, IdleTimeout: seconds(30)},
+			"redis://:xxxxx@10.0.0.5:6379/2?idle_timeout_seconds=30"},
+		{"IdleTimeoutZeroNeverCloses", "redis://h:1/0?idle_timeout_seconds=0",
+			Target{Scheme: SchemeRedis, Addrs: []string{"h:1"}, IdleTimeout: seconds(0)},
+			"redis://h:1/0?idle_timeout_seconds=0"},
+		{"IdleTimeoutWithTLS", "rediss://h:1/0?skip_verify=true&idle_timeout_seconds=45",
+			Target{Scheme: SchemeTLS, Addrs: []string{"h:1"}, SkipVerify: true, IdleTimeout: seconds(45)},
+			"rediss://h:1/0?skip_verify=true&idle_timeout_seconds=45"},
+		{"IdleTimeoutOnUnix", "unix:///run/redis.sock?db=2&idle_timeout_seconds=60",
+			Target{Scheme: SchemeUnix, Addrs: []string{"/run/redis.sock"}, DB: 2, IdleTimeout: seconds(60)},
+			"unix:///run/redis.sock?db=2&idle_timeout_seconds=60"},
+		{"HarborSentinel", "redis+sentinel://:s3cret@s1:26379,s2:26379/mymaster/2?idle_timeout_seconds=30",
+			Target{Scheme: SchemeSentinel, Addrs: []string{"s1:26379", "s2:26379"}, MasterName: "mymaster", Password: "s3cret", DB: 2, IdleTimeout: seconds(30)},
+			"redis+sentinel://:xxxxx@s1:26379,s2:26379/mymaster/2?idle_timeout_seconds=30"},
+		{"SentinelPasswordAndIdleTimeout", "redis+sentinel://s1/m?sentinel_password=spw&idle_timeout_seconds=5",
+			Target{Scheme: SchemeSentinel, Addrs: []string{"s1:26379"}, MasterName: "m", SentinelPassword: "spw", IdleTimeout: seconds(5)},
+			"redis+sentinel://s1:26379/m?sentinel_password=xxxxx&idle_timeout_seconds=5"},
 		{"IPv6", "redis://[::1]:7000/1",
 			Target{Scheme: SchemeRedis, Addrs: []string{"[::1]:7000"}, DB: 1},
 			"redis://[::1]:7000/1"},
@@ -115,7 +143,16 @@ func TestParseURLErrors(t *testing.T) {
 		{"BadDB", "redis://:pw@h:1/x", []string{`database "x"`, ":xxxxx@"}},
 		{"NegativeDB", "redis://h:1/-1", []string{`database "-1"`}},
 		{"Fragment", "redis://h:1/0#x", []string{"fragment", "%23"}},
-		{"UnknownParam", "redis://h:1/0?timeout=3", []string{`unknown query parameter "timeout"`}},
+		{"UnknownParam", "redis://h:1/0?timeout=3", []string{`unknown query parameter "timeout" (redis URLs take idle_timeout_seconds)`}},
+		{"UnknownParams", "redis://h:1/0?zeta=1&idle_timeout_seconds=3&alpha=2",
+			[]string{`unknown query parameters "alpha", "zeta" (redis URLs take idle_timeout_seconds)`}},
+		{"HarborParamMisspelt", "redis://h:1/2?idle_timeout_second=30", []string{`unknown query parameter "idle_timeout_second"`}},
+		{"SentinelUnknownParam", "redis+sentinel://s1/m?max_idle=3",
+			[]string{`unknown query parameter "max_idle" (redis+sentinel URLs take idle_timeout_seconds, sentinel_password)`}},
+		{"BadIdleTimeout", "redis://:pw@h:1/2?idle_timeout_seconds=30s", []string{`idle_timeout_seconds="30s" is not a whole number of seconds`, ":xxxxx@"}},
+		{"NegativeIdleTimeout", "redis://h:1/2?idle_timeout_seconds=-1", []string{`idle_timeout_seconds="-1"`}},
+		{"HugeIdleTimeout", "redis://h:1/2?idle_timeout_seconds=99999999999", []string{`idle_timeout_seconds="99999999999"`}},
+		{"IdleTimeoutTwice", "redis://h:1/2?idle_timeout_seconds=1&idle_timeout_seconds=2", []string{`"idle_timeout_seconds" given 2 times`}},
 		{"SkipVerifyOnPlain", "redis://h:1/0?skip_verify=true", []string{`unknown query parameter "skip_verify"`}},
 		{"BadSkipVerify", "rediss://h:1/0?skip_verify=maybe", []string{`skip_verify="maybe"`}},
 		{"UnixHost", "unix://host/tmp/s.sock", []string{`unexpected host "host"`}},
@@ -202,6 +239,13 @@ var redactCases = []struct {
 	{"LegacyOneCommaInPassword", "10.0.0.5:6379,100,PW-22a,PW-22b,0", "10.0.0.5:6379,100,xxxxx,0", true, []string{"PW-22a,PW-22b"}},
 	{"LegacyAtAndColonInPassword", "redis:6379,100,PW-23@PW:PW,0", "redis:6379,100,xxxxx,0", true, []string{"PW-23@PW:PW"}},
 	{"LegacyWeightNotNumber", "redis:6379,s3cret-PW-24", "redis:6379,xxxxx", true, []string{"s3cret-PW-24"}},
+	{"HarborInstaller", "redis://anonymous:s3cret-PW-25@redis:6379/2?idle_timeout_seconds=30",
+		"redis://anonymous:xxxxx@redis:6379/2?idle_timeout_seconds=30", true, []string{"s3cret-PW-25"}},
+	{"HarborSentinel", "redis+sentinel://:s3cret-PW-26@s1:26379,s2:26379/mymaster/2?idle_timeout_seconds=30&sentinel_password=s3ntinel-PW-27",
+		"redis+sentinel://:xxxxx@s1:26379,s2:26379/mymaster/2?idle_timeout_seconds=30&sentinel_password=xxxxx", true,
+		[]string{"s3cret-PW-26", "s3ntinel-PW-27"}},
+	{"IdleTimeoutAfterSentinelPassword", "redis+sentinel://s1/m?sentinel_password=s3ntinel-PW-28&idle_timeout_seconds=30",
+		"redis+sentinel://s1/m?sentinel_password=xxxxx&idle_timeout_seconds=30", true, []string{"s3ntinel-PW-28"}},
 
 	{"IssueExample", "redis://s3cret-PW-30@redis:6379/x", "redis://xxxxx@redis:6379/x", false, []string{"s3cret-PW-30"}},
 	{"BadPort", "redis://:s3cret-PW-31@redis:port/0", "redis://:xxxxx@redis:port/0", false, []string{"s3cret-PW-31"}},
@@ -248,6 +292,12 @@ var redactCases = []struct {
 	{"AmpersandThenParameter", "redis+sentinel://s1/m?sentinel_password=PW-64&PW&db=1",
 		"redis+sentinel://s1/m?sentinel_password=xxxxx&db=1", false, []string{"PW-64&PW"}},
 	{"SchemeWithoutColon", "redis//:s3cret-PW-62@redis:6379", "redis//:xxxxx@redis:6379", false, []string{"s3cret-PW-62"}},
+	{"BadIdleTimeout", "redis://:s3cret-PW-65@redis:6379/2?idle_timeout_seconds=soon",
+		"redis://:xxxxx@redis:6379/2?idle_timeout_seconds=soon", false, []string{"s3cret-PW-65"}},
+	{"UnknownParamBesideHarbors", "rediss://berth:s3cret-PW-66@redis:6380/2?idle_timeout_seconds=30&max_active=5",
+		"rediss://berth:xxxxx@redis:6380/2?idle_timeout_seconds=30&max_active=5", false, []string{"s3cret-PW-66"}},
+	{"IdleTimeoutHoldingPassword", "redis+sentinel://s1/m?idle_timeout_seconds=30&sentinel_password=PW-67&PW",
+		"redis+sentinel://s1/m?idle_timeout_seconds=30&sentinel_password=xxxxx", false, []string{"PW-67&PW"}},
 }
 
 func TestRedact(t *testing.T) {
