@@ -96,7 +96,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	}
 	if h.backend, err = redisx.Open(ctx, redisx.Options{
 		URL:         cfg.WorkerPool.RedisPool.RedisURL,
-		IdleTimeout: time.Duration(cfg.WorkerPool.RedisPool.IdleTimeoutSecond) * time.Second,
+		IdleTimeout: idleTimeout(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
 		Logger:      h.log.Named("redis"),
 	}); err != nil {
 		return err
@@ -140,7 +140,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		Retry:    backoff.Policy{Base: cfg.Retry.BackoffBase.Std(), Max: cfg.Retry.BackoffMax.Std(), Jitter: 0.25},
 		LogLimit: int64(cfg.MaxRetrieveSizeMB) << 20,
 		Config: job.PoolConfig{RedisPoolConfig: job.RedisPoolConfig{
-			RedisURL: cfg.WorkerPool.RedisPool.RedisURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
+			RedisURL: redisx.HarborURL(cfg.WorkerPool.RedisPool.RedisURL), Namespace: cfg.WorkerPool.RedisPool.Namespace,
 			IdleTimeoutSecond: int64(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
 		}},
 		Logger: h.log.Named("jobs"),
@@ -355,4 +355,13 @@ func jobLogs(cfg *config.Config, st *store.Store, stdout io.Writer, log hclog.Lo
 		}
 	}
 	return joblog.NewManager(backends, getter, sweepers, time.Hour, log), nil
+}
+
+// idleTimeout is idle_timeout_second for redisx: 0 means never, as the
+// configuration documents.
+func idleTimeout(seconds int) time.Duration {
+	if seconds == 0 {
+		return redisx.NoIdleTimeout
+	}
+	return time.Duration(seconds) * time.Second
 }

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,26 @@ func TestHarborJobTypesNotServedAreRefusedByName(t *testing.T) {
 		}
 	}
 
+}
+
+// GET /api/v1/config answers the Redis URL as Harbor's job service does:
+// Harbor's scheme-less legacy form becomes a redis:// URL, which core's
+// dashboard can parse (it cannot parse the bare form).
+func TestConfigAnswersALegacyRedisAddressAsAURL(t *testing.T) {
+	t.Parallel()
+	c := hosttest.NewCluster(t)
+	addr := c.Redis.Addr() // host:port, Harbor's legacy form
+	h := c.Start(t, func(cfg *config.Config) { cfg.WorkerPool.RedisPool.RedisURL = addr })
+	r := h.Do(t, http.MethodGet, "/api/v1/config", hosttest.Auth, nil)
+	var got struct {
+		RedisPoolConfig struct {
+			RedisURL  string
+			Namespace string
+		} `json:"redis_pool_config"`
+	}
+	r.JSON(t, &got)
+	u, err := url.Parse(got.RedisPoolConfig.RedisURL)
+	if r.Status != http.StatusOK || err != nil || u.Scheme != "redis" || u.Host != addr {
+		t.Fatalf("GET /config with redis_url %q: %d %s; want redis://%s", addr, r.Status, r.Body, addr)
+	}
 }

@@ -15,8 +15,10 @@ import (
 // Defaults applied by Open to zero Options fields.
 const (
 	DefaultIdleTimeout = time.Hour
-	DefaultMaxIdle     = 64
-	DefaultDialTimeout = 5 * time.Second
+	// NoIdleTimeout, as Options.IdleTimeout, never closes idle connections.
+	NoIdleTimeout      time.Duration = -1
+	DefaultMaxIdle                   = 64
+	DefaultDialTimeout               = 5 * time.Second
 )
 
 const (
@@ -39,9 +41,9 @@ type Options struct {
 	// URL of the Redis server; see ParseURL. Empty starts an embedded
 	// in-memory Redis.
 	URL string
-	// IdleTimeout closes connections idle for longer. 0 means 1h. A URL's
-	// idle_timeout_seconds wins over it (as in Harbor, whose installer
-	// writes both), and there 0 means never.
+	// IdleTimeout closes connections idle for longer. 0 means 1h,
+	// NoIdleTimeout never. A URL's idle_timeout_seconds wins over it (as in
+	// Harbor, whose installer writes both), and there 0 means never.
 	IdleTimeout time.Duration
 	// MaxIdle is the number of idle connections kept. 0 means 64.
 	MaxIdle int
@@ -66,7 +68,7 @@ func (o Options) withDefaults() (Options, error) {
 		name string
 		bad  bool
 	}{
-		{"IdleTimeout", o.IdleTimeout < 0},
+		{"IdleTimeout", o.IdleTimeout < 0 && o.IdleTimeout != NoIdleTimeout},
 		{"MaxIdle", o.MaxIdle < 0},
 		{"MaxActive", o.MaxActive < 0},
 		{"DialTimeout", o.DialTimeout < 0},
@@ -75,8 +77,11 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("redisx: Options.%s must not be negative", f.name)
 		}
 	}
-	if o.IdleTimeout == 0 {
+	switch o.IdleTimeout {
+	case 0:
 		o.IdleTimeout = DefaultIdleTimeout
+	case NoIdleTimeout:
+		o.IdleTimeout = 0 // redigo's "never"
 	}
 	if o.MaxIdle == 0 {
 		o.MaxIdle = DefaultMaxIdle

@@ -227,7 +227,7 @@ func TestOptionsValidation(t *testing.T) {
 		field string
 		opts  Options
 	}{
-		{"IdleTimeout", Options{IdleTimeout: -1}},
+		{"IdleTimeout", Options{IdleTimeout: -time.Second}},
 		{"MaxIdle", Options{MaxIdle: -1}},
 		{"MaxActive", Options{MaxActive: -1}},
 		{"DialTimeout", Options{DialTimeout: -time.Second}},
@@ -247,6 +247,9 @@ func TestPoolSettings(t *testing.T) {
 	p := b.Pool()
 	if p.MaxIdle != DefaultMaxIdle || p.MaxActive != 0 || p.Wait || p.IdleTimeout != DefaultIdleTimeout {
 		t.Errorf("defaults: MaxIdle=%d MaxActive=%d Wait=%v IdleTimeout=%s", p.MaxIdle, p.MaxActive, p.Wait, p.IdleTimeout)
+	}
+	if never := open(t, Options{URL: s.URL(), IdleTimeout: NoIdleTimeout}).Pool(); never.IdleTimeout != 0 {
+		t.Errorf("NoIdleTimeout: pool IdleTimeout=%s, want 0 (never)", never.IdleTimeout)
 	}
 	capped := open(t, Options{URL: s.URL(), MaxActive: 3, MaxIdle: 2, IdleTimeout: time.Minute})
 	p = capped.Pool()

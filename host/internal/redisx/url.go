@@ -432,6 +432,27 @@ func (t *Target) String() string {
 	return b.String()
 }
 
+// HarborURL is raw as Harbor's job service reports it (GET /api/v1/config,
+// which Harbor core's dashboard parses as a URL): a URL with a scheme is
+// left as it is; Harbor's legacy "host:port[,weight,password,db]" becomes
+// "redis://[arbitrary_username:password@]host:port[/db]", as Harbor
+// translates it when it loads its configuration. raw that does not parse
+// is left as it is.
+func HarborURL(raw string) string {
+	t, err := ParseURL(raw)
+	if err != nil || !t.Legacy {
+		return raw
+	}
+	u := url.URL{Scheme: string(SchemeRedis), Host: t.Addrs[0]}
+	if t.Password != "" {
+		u.User = url.UserPassword("arbitrary_username", t.Password)
+	}
+	if t.DB != 0 {
+		u.Path = "/" + strconv.Itoa(t.DB)
+	}
+	return u.String()
+}
+
 // Redact returns raw with every password replaced by "xxxxx", for logs and
 // error messages. It splits raw by the rules of ParseURL and never fails;
 // where raw does not parse, it hides more rather than less. Hidden are:

@@ -1,6 +1,7 @@
 package redisx
 
 import (
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -363,4 +364,36 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// HarborURL gives the URL Harbor's job service reports, which core's
+// dashboard parses: Harbor's legacy form translated as Harbor translates
+// it, anything else unchanged.
+func TestHarborURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"127.0.0.1:6379", "redis://127.0.0.1:6379"},
+		{"redis:6379,100", "redis://redis:6379"},
+		{"redis:6379,100,s3cret", "redis://arbitrary_username:s3cret@redis:6379"},
+		{"redis:6379,100,s3cret,2", "redis://arbitrary_username:s3cret@redis:6379/2"},
+		{"redis:6379,100,,3", "redis://redis:6379/3"},
+		{"redis:6379,100,p@ss:w/rd,1", "redis://arbitrary_username:p%40ss%3Aw%2Frd@redis:6379/1"},
+		{"redis://:pw@redis:6379/2?idle_timeout_seconds=30", "redis://:pw@redis:6379/2?idle_timeout_seconds=30"},
+		{"redis+sentinel://s1:26379,s2:26379/mymaster/1", "redis+sentinel://s1:26379,s2:26379/mymaster/1"},
+		{"unix:///var/run/redis.sock", "unix:///var/run/redis.sock"},
+		{"", ""},
+	} {
+		got := HarborURL(tc.in)
+		if got != tc.want {
+			t.Errorf("HarborURL(%q) = %q, want %q", tc.in, got, tc.want)
+			continue
+		}
+		if tc.in == "" {
+			continue
+		}
+		u, err := url.Parse(got)
+		if err != nil || u.Scheme == "" || u.Host == "" && u.Scheme != "unix" {
+			t.Errorf("HarborURL(%q) = %q does not parse as core parses it: %v", tc.in, got, err)
+		}
+	}
 }
