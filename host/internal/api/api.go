@@ -55,7 +55,7 @@ type Options struct {
 
 // DefaultMaxBodyBytes is the body size limit when Options.MaxBodyBytes is
 // not set.
-const DefaultMaxBodyBytes = 32 << 20
+const DefaultMaxBodyBytes = 1 << 20
 
 // Path prefix of every route, and the one route without authentication.
 const (

@@ -754,7 +754,7 @@ func TestOversizedBody(t *testing.T) {
 		req := b.newRequest(t, http.MethodPost, "/api/v1/jobs", "")
 		req.ContentLength = api.DefaultMaxBodyBytes + 1
 		req.Body = io.NopCloser(io.LimitReader(zeros{}, req.ContentLength))
-		wantError(t, b.send(t, req), http.StatusRequestEntityTooLarge, 10000, "33554432 bytes")
+		wantError(t, b.send(t, req), http.StatusRequestEntityTooLarge, 10000, "1048576 bytes")
 	})
 	t.Run("RefusedByContentLengthUnread", func(t *testing.T) {
 		t.Parallel()

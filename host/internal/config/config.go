@@ -73,11 +73,30 @@ type Config struct {
 	// Metric is Harbor's Prometheus endpoint. Read and checked; this
 	// version serves no metrics yet (Warnings says so when it is enabled).
 	Metric Metric `yaml:"metric"`
+	// API bounds what a client of the REST API may cost the host.
+	API API `yaml:"api"`
 	// LoadWarnings are what Load changed or left unused to accept Harbor's
 	// file: Harbor's DB job logger run as REDIS, the Redis URL's
 	// idle_timeout_seconds winning over idle_timeout_second, and the like.
 	// Warnings returns them, and the host logs them once at start.
 	LoadWarnings []string `yaml:"-"`
+}
+
+// API bounds the REST API's connections and requests, so that no client
+// (with the secret or without) can exhaust the host.
+type API struct {
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response (a job log of
+	// max_retrieve_size_mb to a slow client included).
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle that long.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the connections served at once; more wait to be
+	// accepted.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxBodyBytes bounds a request body; a larger one is a 413.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
 // HTTPSConfig holds the TLS files used when the protocol is "https". Both
@@ -296,6 +315,13 @@ func Default() *Config {
 			BackoffMax:  Duration(5 * time.Minute),
 			Timeout:     Duration(10 * time.Second),
 			Workers:     8,
+		},
+		API: API{
+			ReadTimeout:    Duration(30 * time.Second),
+			WriteTimeout:   Duration(2 * time.Minute),
+			IdleTimeout:    Duration(2 * time.Minute),
+			MaxConnections: 1024,
+			MaxBodyBytes:   1 << 20,
 		},
 		Reaper: Reaper{
 			Interval:       Duration(time.Minute),

@@ -183,6 +183,11 @@ func TestDefault(t *testing.T) {
 		"metric.port":                              "9090 (int)",
 		"metric.namespace":                         "harbor (string)",
 		"metric.subsystem":                         "jobservice (string)",
+		"api.read_timeout":                         "30s",
+		"api.write_timeout":                        "2m",
+		"api.idle_timeout":                         "2m",
+		"api.max_connections":                      "1024 (int)",
+		"api.max_body_bytes":                       "1048576 (int)",
 		"LoadWarnings.len":                         "0",
 	}
 	got := flatten(Default())
@@ -292,6 +297,8 @@ func wantFull(cert, key string) *Config {
 		Reaper: Reaper{Interval: Duration(30 * time.Second), MaxJobDuration: Duration(48 * time.Hour), DeadAfter: Duration(45 * time.Second),
 			MaxUpdateHours: 48, MaxDanglingHours: 200},
 		Metric: Metric{Enabled: true, Path: "/prom", Port: 9091, Namespace: "berth", Subsystem: "jobs"},
+		API: API{ReadTimeout: Duration(20 * time.Second), WriteTimeout: Duration(5 * time.Minute), IdleTimeout: Duration(time.Minute),
+			MaxConnections: 4096, MaxBodyBytes: 2 << 20},
 	}
 }
 

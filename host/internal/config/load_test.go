@@ -254,7 +254,7 @@ func TestLoadUnknownKey(t *testing.T) {
 		yaml string
 		want []string
 	}{
-		{"TopLevel", "prot: http\n", []string{"prot (line 1): unknown key; the keys here are bind_address, core_url, hooks, https_config,"}},
+		{"TopLevel", "prot: http\n", []string{"prot (line 1): unknown key; the keys here are api, bind_address, core_url, hooks, https_config,"}},
 		// Harbor's keys are known; keys Harbor never had are not.
 		{"HarborMetricTypo", "metric:\n  enable: true\n", []string{"metric.enable (line 2): unknown key; the keys here are enabled, namespace, path, port, subsystem"}},
 		{"HarborReaperTypo", "reaper:\n  max_update_hour: 24\n", []string{"reaper.max_update_hour (line 2): unknown key; the keys here are dead_after, interval, max_dangling_hours, max_job_duration, max_update_hours"}},

@@ -107,6 +107,11 @@ func (c *Config) Validate() error {
 		seen[rw.From] = i
 	}
 
+	v.durationRange("api.read_timeout", c.API.ReadTimeout, time.Second, 0)
+	v.durationRange("api.write_timeout", c.API.WriteTimeout, time.Second, 0)
+	v.durationRange("api.idle_timeout", c.API.IdleTimeout, time.Second, 0)
+	v.intRange("api.max_connections", c.API.MaxConnections, 16, 1<<20)
+	v.intRange("api.max_body_bytes", c.API.MaxBodyBytes, 4<<10, 1<<30)
 	v.positive("reaper.interval", c.Reaper.Interval)
 	v.durationRange("reaper.max_job_duration", c.Reaper.MaxJobDuration, time.Minute, 0)
 	v.durationRange("reaper.dead_after", c.Reaper.DeadAfter, 6*time.Second, 0)

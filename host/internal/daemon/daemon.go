@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/netutil"
 
 	"github.com/berth-dev/berth/host/internal/api"
 	"github.com/berth-dev/berth/host/internal/backoff"
@@ -192,7 +193,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	h.hooks.Start(ctx)
 	h.reaper.Start(ctx)
 	h.scheduler.Start(ctx)
-	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api")})); err != nil {
+	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api"), MaxBodyBytes: int64(cfg.API.MaxBodyBytes)})); err != nil {
 		return err
 	}
 	h.log.Info("berth is ready", "addr", h.addr.String(), "protocol", cfg.Protocol, "redis", h.backend.Describe(),
@@ -209,7 +210,17 @@ func (h *Host) serve(handler http.Handler) error {
 		}
 	}
 	h.addr = l.Addr()
-	h.server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: h.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	// No client may hold the host: connections beyond the cap wait in the
+	// kernel's backlog, slow or idle ones are closed by the timeouts.
+	l = netutil.LimitListener(l, h.cfg.API.MaxConnections)
+	h.server = &http.Server{Handler: handler,
+		ReadHeaderTimeout: min(10*time.Second, h.cfg.API.ReadTimeout.Std()),
+		ReadTimeout:       h.cfg.API.ReadTimeout.Std(),
+		WriteTimeout:      h.cfg.API.WriteTimeout.Std(),
+		IdleTimeout:       h.cfg.API.IdleTimeout.Std(),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          h.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
 	if h.cfg.Protocol == "https" {
 		cert, err := tls.LoadX509KeyPair(h.cfg.HTTPSConfig.Cert, h.cfg.HTTPSConfig.Key)
 		if err != nil {
