@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/berth-dev/berth/sdk/proto"
 )
@@ -21,12 +22,15 @@ func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
 // GRPCClient returns the client of the plugin's service; ctx ends when the
 // plugin process exits.
 func (grpcPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &pluginClient{rpc: proto.NewPluginClient(conn), exited: ctx.Done()}, nil
+	return &pluginClient{rpc: proto.NewPluginClient(conn), health: healthpb.NewHealthClient(conn), exited: ctx.Done()}, nil
 }
 
 // pluginClient is one running plugin process, as seen from the host.
 type pluginClient struct {
-	rpc     proto.PluginClient
+	rpc proto.PluginClient
+	// health is go-plugin's gRPC health service, which every plugin
+	// serves (service "plugin"): the liveness probe asks it.
+	health  healthpb.HealthClient
 	exited  <-chan struct{}
 	session *session
 }

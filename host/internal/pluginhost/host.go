@@ -46,6 +46,17 @@ type Options struct {
 	// mode, which the host attaches to instead of launching (see
 	// proto.ReattachEnv).
 	Reattach map[string]proto.Reattach
+	// CallTimeout bounds a call into a plugin outside a run (Validate).
+	// Default 10s.
+	CallTimeout time.Duration
+	// ProbeEvery is how often a plugin process is asked whether it
+	// answers (go-plugin's gRPC health service); ProbeTimeout bounds the
+	// answer. A process that fails ProbeFailures probes in a row is
+	// reported unresponsive, killed and restarted (its running jobs fail
+	// and are retried by their rules). Defaults 10s, 5s, 3.
+	ProbeEvery    time.Duration
+	ProbeTimeout  time.Duration
+	ProbeFailures int
 	// CheckinWindow is how long a run's check-ins and log lines wait for
 	// more before they are recorded together (default 50ms; every one is
 	// recorded, in order, and all before the run's outcome or a sub-job).
@@ -67,6 +78,18 @@ func (o *Options) defaults() {
 	}
 	if o.CheckinWindow <= 0 {
 		o.CheckinWindow = 50 * time.Millisecond
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	if o.ProbeEvery <= 0 {
+		o.ProbeEvery = 10 * time.Second
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 5 * time.Second
+	}
+	if o.ProbeFailures <= 0 {
+		o.ProbeFailures = 3
 	}
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
@@ -100,8 +123,52 @@ type Host struct {
 	procs  []*proc
 	byName map[string]*proc
 	types  map[string]JobType
+	failed []FailedPlugin
 
 	closeOnce sync.Once
+}
+
+// FailedPlugin is a file of the plugins directory that did not start as
+// a plugin, and why.
+type FailedPlugin struct {
+	Path string
+	Err  string
+}
+
+// Failed lists the files of the plugins directory left out at Load.
+func (h *Host) Failed() []FailedPlugin { return slices.Clone(h.failed) }
+
+// Plugin health states.
+const (
+	PluginUp           = "up"
+	PluginUnresponsive = "unresponsive" // failed its probes: being restarted
+	PluginDown         = "down"         // exited: being restarted
+	PluginFailed       = "failed"       // did not start at Load
+)
+
+// PluginHealth is the state of one plugin file.
+type PluginHealth struct {
+	Name   string   `json:"name"`
+	Status string   `json:"status"`
+	PID    int      `json:"pid,omitempty"`
+	Jobs   []string `json:"jobs,omitempty"`
+	// Since is when the plugin entered its status (unix seconds).
+	Since int64 `json:"since"`
+	// Error says why a failed plugin did not start, or what the last
+	// probe of an unresponsive one got.
+	Error string `json:"error,omitempty"`
+}
+
+// Health reports every plugin file: the loaded ones, and those left out.
+func (h *Host) Health() []PluginHealth {
+	out := make([]PluginHealth, 0, len(h.procs)+len(h.failed))
+	for _, p := range h.procs {
+		out = append(out, p.health())
+	}
+	for _, f := range h.failed {
+		out = append(out, PluginHealth{Name: filepath.Base(f.Path), Status: PluginFailed, Error: f.Err})
+	}
+	return out
 }
 
 // Errors of the Host.
@@ -121,9 +188,12 @@ type ValidationError struct {
 
 func (e *ValidationError) Error() string { return e.Reason }
 
-// Load starts every plugin in opts.Dir and learns their job types. Two
-// plugins serving one job name, a plugin that does not start, or an empty
-// directory is an error; the plugins started so far are stopped.
+// Load starts every plugin in opts.Dir and learns their job types. A file
+// that does not start as a plugin is logged and left out (Failed lists
+// it). A plugin that refuses its configuration, two plugins serving one
+// job name, a plugin_config section that names no plugin, or a directory
+// where no plugin starts is an error; the plugins started so far are
+// stopped.
 func Load(ctx context.Context, opts Options) (*Host, error) {
 	opts.defaults()
 	if opts.Callbacks == nil {
@@ -162,17 +232,37 @@ func Load(ctx context.Context, opts Options) (*Host, error) {
 	}
 	wg.Wait()
 
+	// A file that does not start as a plugin (a stray executable, a
+	// plugin of another protocol, one that refuses its configuration) is
+	// logged and left out; the others are served. Nothing that starts is
+	// an error.
 	var errs []error
 	for _, r := range results {
-		h.procs = append(h.procs, r.p)
+		if isConfigError(r.err) {
+			h.procs = append(h.procs, r.p)
+			errs = append(errs, r.err)
+			continue
+		}
 		if r.err != nil {
 			errs = append(errs, r.err)
+			h.failed = append(h.failed, FailedPlugin{Path: r.p.path, Err: r.err.Error()})
+			opts.Logger.Error("plugin left out: it did not start", "plugin", r.p.path, "error", r.err)
+			r.p.close()
+			continue
+		}
+		h.procs = append(h.procs, r.p)
+	}
+	if len(h.procs) == 0 {
+		h.Close()
+		return nil, fmt.Errorf("pluginhost: no plugin in %s started: %w", opts.Dir, errors.Join(errs...))
+	}
+	for _, err := range errs {
+		if isConfigError(err) {
+			h.Close()
+			return nil, err
 		}
 	}
-	if len(errs) == 0 {
-		errs = append(errs, h.register(), h.checkConfig())
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(h.register(), h.checkConfig()); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -281,6 +371,10 @@ func (h *Host) Validate(ctx context.Context, name string, params []byte) error {
 	if !jt.Validates {
 		return nil
 	}
+	// A plugin that does not answer must not hold the submission.
+	ctx, cancel := context.WithTimeoutCause(ctx, h.opts.CallTimeout,
+		fmt.Errorf("%w: plugin %s did not answer Validate within %s", ErrPluginFailed, filepath.Base(p.path), h.opts.CallTimeout))
+	defer cancel()
 	c, err := p.client(ctx)
 	if err != nil {
 		return err

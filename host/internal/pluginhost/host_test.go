@@ -472,7 +472,7 @@ func TestLoadErrors(t *testing.T) {
 		{"Missing", filepath.Join(empty, "nope"), []string{"read plugins_dir", "make build"}},
 		{"NoExecutable", empty, []string{"no executable plugin"}},
 		{"DuplicateName", plugintest.Dir(t, "demo", "dupdemo"), []string{`job name "DEMO" is served by both`, "/demo and ", "/dupdemo"}},
-		{"NotAPlugin", notPlugin, []string{"plugin " + filepath.Join(notPlugin, "script"), "start"}},
+		{"NothingStarts", notPlugin, []string{"no plugin in " + notPlugin + " started", "plugin " + filepath.Join(notPlugin, "script"), "start"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -490,6 +490,35 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A file that does not start as a plugin is logged and left out; the
+// other plugins are served.
+func TestAStrayExecutableIsLeftOut(t *testing.T) {
+	t.Parallel()
+	dir := plugintest.Dir(t, "demo")
+	stray := filepath.Join(dir, "stray")
+	if err := os.WriteFile(stray, []byte("#!/bin/sh\necho not a plugin\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := &procs.Buffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := pluginhost.Load(ctx, pluginhost.Options{Dir: dir, Callbacks: newRecorder(), StartTimeout: 3 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Info})})
+	if err != nil {
+		t.Fatalf("Load with a stray executable beside DEMO: %v", err)
+	}
+	defer h.Close()
+	if _, ok := h.JobType("DEMO"); !ok {
+		t.Fatal("DEMO is not served")
+	}
+	if f := h.Failed(); len(f) != 1 || f[0].Path != stray || !strings.Contains(f[0].Err, "start") {
+		t.Fatalf("Failed = %+v, want the stray file and why", f)
+	}
+	if !strings.Contains(log.String(), "plugin left out: it did not start") || !strings.Contains(log.String(), stray) {
+		t.Fatalf("the host did not log the stray file:\n%s", log.String())
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/berth-dev/berth/host/internal/backoff"
 	"github.com/berth-dev/berth/sdk/proto"
@@ -45,6 +46,10 @@ type proc struct {
 	closed  bool
 	watched bool          // supervise runs
 	done    chan struct{} // closed when supervise returns
+
+	status      string    // a Plugin* health state
+	statusSince time.Time // when it entered it
+	statusErr   string
 }
 
 // instance is one process of a plugin.
@@ -58,7 +63,7 @@ type instance struct {
 
 func newProc(h *Host, path string) *proc {
 	return &proc{
-		h: h, path: path,
+		h: h, path: path, status: PluginDown, statusSince: time.Now(),
 		log:     h.opts.Logger.Named("plugin." + filepath.Base(path)),
 		up:      make(chan struct{}),
 		closing: make(chan struct{}),
@@ -94,6 +99,18 @@ func (p *proc) pluginEnv(goPluginEnv []string) []string {
 		env = append(env, kv)
 	}
 	return append(env, "GOMAXPROCS="+strconv.Itoa(p.h.opts.GOMAXPROCS))
+}
+
+// configError marks a plugin that did start but whose configuration is
+// wrong: the operator's error, which stops the host, unlike a file that
+// is no plugin.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+func isConfigError(err error) bool {
+	var c configError
+	return errors.As(err, &c)
 }
 
 // launch starts a process (or attaches to one started by hand in debug
@@ -162,14 +179,14 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 	}
 	section, err := p.section(types)
 	if err != nil {
-		return fail("configuration", err)
+		return fail("configuration", configError{err})
 	}
 	conf, err := pc.rpc.Configure(callCtx, &proto.ConfigureRequest{Config: section})
 	if err != nil {
 		return fail("Configure", err)
 	}
 	if conf.GetError() != "" {
-		return fail("configuration", fmt.Errorf("the plugin refused its section of plugin_config: %s", conf.GetError()))
+		return fail("configuration", configError{fmt.Errorf("the plugin refused its section of plugin_config: %s", conf.GetError())})
 	}
 	// What a job type declares may depend on the configuration (a
 	// webhook's retries): ask again; the job names must not change.
@@ -269,6 +286,28 @@ func (p *proc) setUp(inst *instance) {
 	defer p.mu.Unlock()
 	p.inst = inst
 	close(p.up)
+	p.setStatus(PluginUp, "")
+}
+
+// setStatus records the health state; p.mu is held.
+func (p *proc) setStatus(status, why string) {
+	if p.status != status {
+		p.status, p.statusSince = status, time.Now()
+	}
+	p.statusErr = why
+}
+
+func (p *proc) health() PluginHealth {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hl := PluginHealth{Name: filepath.Base(p.path), Status: p.status, Since: p.statusSince.Unix(), Error: p.statusErr}
+	if p.inst != nil {
+		hl.PID = p.inst.pid
+	}
+	for _, t := range p.types {
+		hl.Jobs = append(hl.Jobs, t.Name)
+	}
+	return hl
 }
 
 // setDown marks the process down if inst is still the current one (nil
@@ -282,6 +321,9 @@ func (p *proc) setDown(inst *instance) *instance {
 	cur := p.inst
 	p.inst = nil
 	p.up = make(chan struct{})
+	if p.status == PluginUp {
+		p.setStatus(PluginDown, "")
+	}
 	return cur
 }
 
@@ -359,9 +401,7 @@ func (p *proc) supervise() {
 		p.mu.Lock()
 		inst := p.inst
 		p.mu.Unlock()
-		select {
-		case <-inst.pc.exited:
-		case <-p.closing:
+		if !p.watchProcess(inst) {
 			return
 		}
 		select {
@@ -398,6 +438,67 @@ func (p *proc) supervise() {
 			break
 		}
 	}
+}
+
+// watchProcess waits until inst's process exits (true) or the plugin is
+// closed (false), probing it meanwhile: a process that fails
+// ProbeFailures probes in a row is killed, so that it exits and is
+// restarted.
+func (p *proc) watchProcess(inst *instance) bool {
+	tick := time.NewTicker(p.h.opts.ProbeEvery)
+	defer tick.Stop()
+	failed := 0
+	for {
+		select {
+		case <-inst.pc.exited:
+			return true
+		case <-p.closing:
+			return false
+		case <-tick.C:
+		}
+		err := p.probe(inst)
+		if err == nil {
+			failed = 0
+			continue
+		}
+		failed++
+		p.log.Warn("plugin did not answer its health probe", "pid", inst.pid, "failures", failed, "error", err)
+		if failed < p.h.opts.ProbeFailures {
+			continue
+		}
+		p.mu.Lock()
+		p.setStatus(PluginUnresponsive, err.Error())
+		p.mu.Unlock()
+		p.log.Error("plugin stopped answering; killing it so that it is restarted (its running jobs fail)", "pid", inst.pid)
+		// It answers nothing, a graceful stop included: kill it at once
+		// (not a plugin attached to in debug mode, which is the author's).
+		if inst.runner != nil && inst.pid > 0 {
+			if proc, err := os.FindProcess(inst.pid); err == nil {
+				_ = proc.Kill()
+			}
+		}
+		p.kill(inst)
+		select {
+		case <-inst.pc.exited:
+			return true
+		case <-p.closing:
+			return false
+		}
+	}
+}
+
+// probe asks the process's gRPC health service whether it serves.
+func (p *proc) probe(inst *instance) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.h.opts.ProbeTimeout)
+	defer cancel()
+	resp, err := inst.pc.health.Check(ctx, &healthpb.HealthCheckRequest{Service: "plugin"})
+	if err != nil {
+		return err
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health status %s", st)
+	}
+	return nil
 }
 
 func sameTypes(a, b []JobType) bool {
