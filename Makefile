@@ -10,7 +10,7 @@ CORE_SECRET ?= berth-dev-secret
 CONFIG    ?=
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build run test bench proto lint deps redis-server clean
+.PHONY: help build run test bench proto lint deps clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,13 +45,17 @@ lint: ## gofmt and go vet.
 	  if [ -n "$$out" ]; then echo "gofmt would rewrite:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-deps: redis-server ## Install what the tests need (Debian's redis-server).
+# Debian packages the tests start real servers from: command=package.
+DEBS := redis-server=redis-server docker-registry=docker-registry
 
-redis-server:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing Debian's redis-server (the tests start their own servers)"; \
-	  $(SUDO) apt-get install -y redis-server >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y redis-server >/dev/null; }; }
+deps: ## Install what the tests need (Debian's redis-server and docker-registry).
+	@missing=""; for d in $(DEBS); do command -v $${d%%=*} >/dev/null || missing="$$missing $${d#*=}"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian's$$missing (the tests start their own servers)"; \
+	    $(SUDO) apt-get install -y $$missing >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y $$missing >/dev/null; } || exit 1; \
+	  fi
 	@redis-server --version
+	@docker-registry --version
 
 clean: ## Remove bin/.
 	rm -rf $(BIN)
