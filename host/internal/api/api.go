@@ -51,6 +51,8 @@ type Options struct {
 	// MaxBodyBytes bounds a request body; a larger one is answered 413.
 	// Zero or less means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Now is the clock of the client-error log's rate (time.Now if nil).
+	Now func() time.Time
 }
 
 // DefaultMaxBodyBytes is the body size limit when Options.MaxBodyBytes is
@@ -66,9 +68,10 @@ const (
 // New returns the handler of the REST API, which serves /api/v1 from b.
 func New(b Backend, opts Options) http.Handler {
 	s := &server{
-		backend: b,
-		log:     opts.Logger,
-		maxBody: opts.MaxBodyBytes,
+		backend:    b,
+		log:        opts.Logger,
+		maxBody:    opts.MaxBodyBytes,
+		clientErrs: newRateLog(clientErrorsPerMinute, time.Minute, opts.Now),
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -105,6 +108,8 @@ type server struct {
 	maxBody   int64
 	secretSum []byte // SHA-256 of the secret; nil when no secret is set
 	router    *httprouter.Router
+	// clientErrs logs refused requests at a bounded rate.
+	clientErrs *rateLog
 }
 
 // exchange is one request being answered: the response writer, what the
@@ -160,7 +165,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"duration", time.Since(start))
 	}()
 
-	if !(r.Method == http.MethodGet && u.Path == statsPath) {
+	if !((r.Method == http.MethodGet || r.Method == http.MethodHead) && u.Path == statsPath) {
 		if err := s.authenticate(r); err != nil {
 			s.fail(x, err)
 			return
@@ -170,29 +175,28 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate checks the Harbor-Secret of r. Its errors never hold the
-// secret that was sent.
+// secret that was sent, and never tell a caller how the service is set
+// up (a service without a secret refuses like one with another secret;
+// its log says why, at start).
 func (s *server) authenticate(r *http.Request) error {
 	const scheme = "Harbor-Secret"
-	if s.secretSum == nil {
-		return &authError{reason: "CORE_SECRET is not set on the service, so it refuses every call " +
-			"that needs authentication: set CORE_SECRET in the service's environment to core's secret"}
-	}
 	h := strings.TrimSpace(r.Header.Get("Authorization"))
 	if h == "" {
 		return &authError{reason: `header "Authorization" is missing: send "Authorization: Harbor-Secret <secret>"`}
 	}
-	if !strings.HasPrefix(h, scheme) {
+	rest, ok := strings.CutPrefix(h, scheme)
+	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
 		return &authError{reason: `header "Authorization" does not use the Harbor-Secret scheme: ` +
-			`send "Authorization: Harbor-Secret <secret>"`}
+			`send "Authorization: Harbor-Secret <secret>", with a space after the scheme`}
 	}
-	secret := strings.TrimSpace(h[len(scheme):])
+	secret := strings.TrimSpace(rest)
 	if secret == "" {
 		return &authError{reason: `header "Authorization" has an empty secret: send "Authorization: Harbor-Secret <secret>"`}
 	}
 	// Hashing first makes the comparison's time independent of the length
 	// of either secret, which ConstantTimeCompare alone does not.
 	sum := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare(sum[:], s.secretSum) != 1 {
+	if s.secretSum == nil || subtle.ConstantTimeCompare(sum[:], s.secretSum) != 1 {
 		return &authError{reason: `the secret in header "Authorization" does not match the service's CORE_SECRET: ` +
 			`send core's secret`}
 	}
@@ -235,11 +239,15 @@ func (s *server) fail(x *exchange, err error) {
 	case rep.clientGone:
 		s.log.Debug("client went away before the answer", "method", x.req.Method,
 			"path", x.req.URL.Path, "error", err)
-	case rep.status >= http.StatusInternalServerError:
+	case rep.status >= http.StatusInternalServerError && rep.code != codeUnknownAction:
 		if _, isPanic := err.(*panicError); !isPanic { // logged with its stack already
 			s.log.Error("request failed", "method", x.req.Method, "path", x.req.URL.Path,
 				"status", rep.status, "code", rep.code, "error", err)
 		}
+	default:
+		// The caller's mistake: worth a line for whoever debugs a client,
+		// but a flood of them must not drown the log.
+		s.clientErrs.log(s.log, x.req.Method, x.req.URL.Path, rep)
 	}
 	if x.status != 0 {
 		return // too late to change the answer

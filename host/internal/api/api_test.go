@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,8 +285,12 @@ func TestAuthFailures(t *testing.T) {
 		{name: "Mismatch", serviceSecret: secret, header: ptr("Harbor-Secret " + sent), want: "does not match"},
 		{name: "PrefixOfSecret", serviceSecret: secret, header: ptr("Harbor-Secret " + secret[:5]), want: "does not match"},
 		{name: "SecretWithSuffix", serviceSecret: secret, header: ptr("Harbor-Secret " + secret + "x"), want: "does not match"},
-		{name: "ServiceSecretUnset", serviceSecret: "", header: ptr("Harbor-Secret " + sent), want: "CORE_SECRET is not set on the service"},
-		{name: "ServiceSecretUnsetEmptySent", serviceSecret: "", header: ptr("Harbor-Secret"), want: "CORE_SECRET is not set on the service"},
+		{name: "NoSpaceAfterScheme", serviceSecret: secret, header: ptr("Harbor-Secret" + secret), want: "with a space after the scheme"},
+		{name: "TabIsASpace", serviceSecret: secret, header: ptr("Harbor-Secret\t" + sent), want: "does not match"},
+		// A service without a secret answers like one with another secret:
+		// a caller learns nothing of its setup.
+		{name: "ServiceSecretUnset", serviceSecret: "", header: ptr("Harbor-Secret " + sent), want: "does not match"},
+		{name: "ServiceSecretUnsetEmptySent", serviceSecret: "", header: ptr("Harbor-Secret"), want: "empty secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,6 +309,9 @@ func TestAuthFailures(t *testing.T) {
 			if strings.Contains(details, sent) || strings.Contains(string(r.body), sent) {
 				t.Errorf("the answer echoes the secret sent: %s", r.body)
 			}
+			if strings.Contains(string(r.body), "not set") {
+				t.Errorf("the answer tells how the service is set up: %s", r.body)
+			}
 			if strings.Contains(b.logs.String(), sent) {
 				t.Errorf("the log holds the secret sent:\n%s", b.logs.String())
 			}
@@ -320,7 +328,6 @@ func TestAuthAccepted(t *testing.T) {
 	}{
 		{name: "Canonical", header: "Harbor-Secret " + secret},
 		{name: "ExtraSpaces", header: "  Harbor-Secret    " + secret + "  "},
-		{name: "NoSpaceAfterScheme", header: "Harbor-Secret" + secret}, // Harbor checks a plain prefix
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -472,7 +479,6 @@ func TestUnknownAction(t *testing.T) {
 	}{
 		{name: "Reboot", body: `{"action":"reboot"}`, action: "reboot"},
 		{name: "Uppercase", body: `{"action":"STOP"}`, action: "STOP"},
-		{name: "Missing", body: `{}`, action: ""},
 		{name: "Padded", body: `{"action":" stop"}`, action: " stop"},
 	}
 	for _, tt := range tests {
@@ -497,10 +503,13 @@ func TestBackendErrors(t *testing.T) {
 		body    string
 		err     error
 		noStats bool // the backend answers no stats and no error
-		status  int
-		code    int
-		want    []string
-		wantNot string
+		// clientError: a 5xx status that is still the caller's mistake
+		// (an action the backend does not know), not logged as an error.
+		clientError bool
+		status      int
+		code        int
+		want        []string
+		wantNot     string
 	}{
 		// Not found.
 		{name: "GetNotFound", method: http.MethodGet, path: "/api/v1/jobs/" + id1,
@@ -530,7 +539,7 @@ func TestBackendErrors(t *testing.T) {
 			err:    fmt.Errorf("runner: %w", &job.StatusMismatchError{ID: id1, Action: job.ActionStop, Status: job.Success}),
 			status: 409, code: 10016, want: []string{"its status is Success"}},
 		{name: "ActionUnknownToBackend", method: http.MethodPost, path: "/api/v1/jobs/" + id1, body: `{"action":"cancel"}`,
-			err: job.ErrUnknownAction, status: 501, code: 10008, want: []string{"command: cancel"}},
+			err: job.ErrUnknownAction, status: 501, code: 10008, want: []string{"command: cancel"}, clientError: true},
 		// Everything else is a 500 with the endpoint's code.
 		{name: "Submit500", method: http.MethodPost, path: "/api/v1/jobs", body: submitBody,
 			err: plain, status: 500, code: 10003, want: []string{plain.Error()}},
@@ -552,8 +561,9 @@ func TestBackendErrors(t *testing.T) {
 			noStats: true, status: 500, code: 10003, want: []string{"no stats"}},
 		{name: "GetNoStats", method: http.MethodGet, path: "/api/v1/jobs/" + id1,
 			noStats: true, status: 500, code: 10005, want: []string{"no stats"}},
+		// Anyone may ask /stats: its errors stay in the service log.
 		{name: "Stats500", method: http.MethodGet, path: "/api/v1/stats",
-			err: plain, status: 500, code: 10004, want: []string{plain.Error()}},
+			err: plain, status: 500, code: 10004, want: []string{"the service log has the details"}, wantNot: "connection refused"},
 		{name: "BackendTimeoutWhileClientWaits", method: http.MethodGet, path: "/api/v1/jobs/" + id1,
 			err: fmt.Errorf("redis: %w", context.DeadlineExceeded), status: 500, code: 10005, want: []string{"deadline exceeded"}},
 	}
@@ -575,10 +585,14 @@ func TestBackendErrors(t *testing.T) {
 				t.Errorf("backend calls = %q; want one", calls)
 			}
 			logs := b.logs.String()
-			if tt.status >= 500 && !strings.Contains(logs, "[ERROR]") {
+			serverError := tt.status >= 500 && !tt.clientError
+			if serverError && !strings.Contains(logs, "[ERROR]") {
 				t.Errorf("a 500 was not logged as an error:\n%s", logs)
 			}
-			if tt.status < 500 && strings.Contains(logs, "[ERROR]") {
+			if serverError && tt.err != nil && !strings.Contains(logs, tt.err.Error()) {
+				t.Errorf("the log lacks the error %q:\n%s", tt.err, logs)
+			}
+			if !serverError && strings.Contains(logs, "[ERROR]") {
 				t.Errorf("a %d was logged as an error:\n%s", tt.status, logs)
 			}
 		})
@@ -927,7 +941,7 @@ func TestRoutingErrors(t *testing.T) {
 		{name: "DeleteJob", method: http.MethodDelete, path: "/api/v1/jobs/" + id1, status: 405, code: 10013, wantAllow: "GET, POST"},
 		{name: "PutJobs", method: http.MethodPut, path: "/api/v1/jobs", status: 405, code: 10013, wantAllow: "GET, POST"},
 		{name: "PostLog", method: http.MethodPost, path: "/api/v1/jobs/" + id1 + "/log", status: 405, code: 10013, wantAllow: "GET"},
-		{name: "PostStats", method: http.MethodPost, path: "/api/v1/stats", status: 405, code: 10013, wantAllow: "GET"},
+		{name: "PostStats", method: http.MethodPost, path: "/api/v1/stats", status: 405, code: 10013, wantAllow: "GET, HEAD"},
 		{name: "OptionsConfig", method: http.MethodOptions, path: "/api/v1/config", status: 405, code: 10013, wantAllow: "GET"},
 	}
 	for _, tt := range tests {
@@ -1052,3 +1066,68 @@ func TestNilLogger(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestMissingAction(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{}`, `{"action":""}`, `{"action":null}`} {
+		t.Run(body, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, nil)
+			r := b.do(t, http.MethodPost, "/api/v1/jobs/"+id1, body)
+			wantError(t, r, http.StatusBadRequest, 10013, `field "action" is missing or empty`)
+			b.wantNoCalls(t)
+		})
+	}
+}
+
+func TestHeadStatsNeedsNoAuth(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(f *fakeBackend, _ *api.Options) {
+		f.pools = []*job.WorkerPool{{WorkerPoolID: "p", Status: job.PoolHealthy}}
+	})
+	req := b.newRequest(t, http.MethodHead, "/api/v1/stats", "")
+	req.Header.Del("Authorization")
+	r := b.send(t, req)
+	if r.status != http.StatusOK || len(r.body) != 0 {
+		t.Fatalf("HEAD /api/v1/stats = %d with %d bytes; want 200 and no body", r.status, len(r.body))
+	}
+	b.wantCalls(t, "WorkerPools")
+	// Other HEADs still need the secret.
+	req = b.newRequest(t, http.MethodHead, "/api/v1/config", "")
+	req.Header.Del("Authorization")
+	if r := b.send(t, req); r.status != http.StatusUnauthorized {
+		t.Errorf("HEAD /api/v1/config without a secret = %d; want 401", r.status)
+	}
+}
+
+// A flood of bad requests is logged at INFO, at most a few a minute, with
+// the count of the rest when the next minute opens; never at ERROR.
+func TestClientErrorsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	b := setup(t, func(_ *fakeBackend, o *api.Options) { o.Now = clock })
+	const flood = 100
+	for i := 0; i < flood; i++ {
+		b.do(t, http.MethodPost, "/api/v1/jobs/"+id1, `{"action":"reboot"}`)
+	}
+	logs := b.logs.String()
+	if n := strings.Count(logs, "request refused"); n == 0 || n >= flood/2 {
+		t.Fatalf("%d of %d refused requests logged; want a few", n, flood)
+	}
+	if strings.Contains(logs, "[ERROR]") {
+		t.Errorf("a client error was logged at ERROR:\n%s", logs)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	b.do(t, http.MethodGet, "/api/v1/jobs/nope", "")
+	logs = b.logs.String()
+	if !regexp.MustCompile(`refused requests not logged: too many in a short time: count=\d+`).MatchString(logs) {
+		t.Errorf("the next minute does not report the requests left out:\n%s", logs)
+	}
+	if !strings.Contains(logs, `request refused: method=GET path=/api/v1/jobs/nope status=400`) {
+		t.Errorf("the next minute logs refused requests again:\n%s", logs)
+	}
+}

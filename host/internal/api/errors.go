@@ -136,6 +136,12 @@ func classify(x *exchange, err error) reply {
 		return reply{status: http.StatusNotImplemented, code: codeUnknownAction, details: fmt.Sprintf(
 			"command: %s; the known actions are stop, cancel and retry", clip(string(x.action)))}
 	}
+	if x.ep != nil && x.ep.path == statsPath {
+		// Anyone may ask /stats: the error (a Redis address, say) is for
+		// the service log only.
+		return reply{status: http.StatusInternalServerError, code: failureCode(x),
+			details: "the service cannot read the state of its worker pools; the service log has the details"}
+	}
 	return reply{status: http.StatusInternalServerError, code: failureCode(x), details: err.Error()}
 }
 

@@ -32,6 +32,7 @@ var endpoints = []*endpoint{
 	{http.MethodGet, prefix + "/jobs/:id/log", codeGetJobLog, (*server).jobLog},
 	{http.MethodGet, prefix + "/jobs/:id/executions", codeGetExecutions, (*server).executions},
 	{http.MethodGet, statsPath, codeCheckStats, (*server).stats},
+	{http.MethodHead, statsPath, codeCheckStats, (*server).stats}, // a load balancer's probe
 	{http.MethodGet, prefix + "/config", codeHandleJSON, (*server).config},
 }
 
@@ -137,6 +138,8 @@ func (s *server) act(x *exchange, ps httprouter.Params) error {
 	x.action = req.Action
 	switch req.Action {
 	case job.ActionStop, job.ActionCancel, job.ActionRetry:
+	case "":
+		return job.BadRequest(`field "action" is missing or empty: send {"action":"stop"}, "cancel" or "retry"`)
 	default:
 		return job.ErrUnknownAction
 	}

@@ -470,7 +470,8 @@ func TestActionBodies(t *testing.T) {
 		{"BadJSON", `{"action":`, http.StatusBadRequest, 10001},
 		{"Empty", ``, http.StatusBadRequest, 10001},
 		{"NotAnObject", `["stop"]`, http.StatusBadRequest, 10001},
-		{"NoAction", `{}`, http.StatusNotImplemented, 10008},
+		{"NoAction", `{}`, http.StatusBadRequest, 10013},
+		{"EmptyAction", `{"action":""}`, http.StatusBadRequest, 10013},
 		{"WrongCase", `{"action":"Stop"}`, http.StatusNotImplemented, 10008},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,9 @@ package job
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/berth-dev/berth/host/client"
 )
@@ -61,8 +64,52 @@ func Check(r *RequestJob) error {
 			return BadRequest(`"job.metadata.cron_spec" is empty: a Periodic job needs a 6-field cron spec, seconds first, e.g. "0 */5 * * * *"`)
 		}
 	}
+	if m.ScheduleDelay != 0 && m.Kind != KindScheduled {
+		return BadRequest(fmt.Sprintf(`"job.metadata.schedule_delay" is %d, but a %s job does not wait: use kind Scheduled to run it later, or leave schedule_delay out`,
+			m.ScheduleDelay, m.Kind))
+	}
+	if err := checkHookURL(r.StatusHook); err != nil {
+		return err
+	}
 	if r.Parameters == nil {
 		r.Parameters = Parameters{}
+	}
+	return nil
+}
+
+// MaxHookURLLength bounds a status hook URL.
+const MaxHookURLLength = 2048
+
+// checkHookURL checks a status hook: empty, or an absolute http(s) URL
+// with a host, which a hook worker can call.
+func checkHookURL(hook string) error {
+	if hook == "" {
+		return nil
+	}
+	bad := func(why string) error {
+		shown := hook
+		if len(shown) > 80 {
+			shown = shown[:80] + "..."
+		}
+		return BadRequest(fmt.Sprintf(`"job.status_hook" is %q: %s`, shown, why))
+	}
+	if len(hook) > MaxHookURLLength {
+		return bad(fmt.Sprintf("it is longer than %d bytes", MaxHookURLLength))
+	}
+	u, err := url.Parse(hook)
+	if err != nil {
+		return bad("it is not a URL (" + strings.TrimPrefix(err.Error(), "parse "+strconv.Quote(hook)+": ") + ")")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return bad("it must be an http:// or https:// URL")
+	}
+	if u.Hostname() == "" {
+		return bad("it names no host")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("its port must be 1 to 65535")
+		}
 	}
 	return nil
 }
