@@ -97,6 +97,12 @@ type API struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxBodyBytes bounds a request body; a larger one is a 413.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// HideRedisPassword takes the password out of the Redis URL that
+	// GET /api/v1/config shows (to callers with the secret only). Harbor
+	// core dials that URL for its job-queue dashboard, so a Harbor
+	// deployment that hides it loses the dashboard unless core can reach
+	// Redis without a password.
+	HideRedisPassword bool `yaml:"hide_redis_password"`
 }
 
 // HTTPSConfig holds the TLS files used when the protocol is "https". Both

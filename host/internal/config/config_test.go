@@ -188,6 +188,7 @@ func TestDefault(t *testing.T) {
 		"api.idle_timeout":                         "2m",
 		"api.max_connections":                      "1024 (int)",
 		"api.max_body_bytes":                       "1048576 (int)",
+		"api.hide_redis_password":                  "false (bool)",
 		"LoadWarnings.len":                         "0",
 	}
 	got := flatten(Default())
@@ -298,7 +299,7 @@ func wantFull(cert, key string) *Config {
 			MaxUpdateHours: 48, MaxDanglingHours: 200},
 		Metric: Metric{Enabled: true, Path: "/prom", Port: 9091, Namespace: "berth", Subsystem: "jobs"},
 		API: API{ReadTimeout: Duration(20 * time.Second), WriteTimeout: Duration(5 * time.Minute), IdleTimeout: Duration(time.Minute),
-			MaxConnections: 4096, MaxBodyBytes: 2 << 20},
+			MaxConnections: 4096, MaxBodyBytes: 2 << 20, HideRedisPassword: true},
 	}
 }
 

@@ -136,12 +136,16 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		types = append(types, queue.Type{Name: t.Name, MaxConcurrency: t.MaxConcurrency})
 		names = append(names, t.Name)
 	}
+	shownURL := redisx.HarborURL(cfg.WorkerPool.RedisPool.RedisURL)
+	if cfg.API.HideRedisPassword {
+		shownURL = redisx.Redact(shownURL)
+	}
 	h.jobs = jobs.New(jobs.Options{
 		Store: h.store, Events: h.events, Plugins: h.plugins, Runner: h.runner, Logs: h.logs, Properties: props,
 		Retry:    backoff.Policy{Base: cfg.Retry.BackoffBase.Std(), Max: cfg.Retry.BackoffMax.Std(), Jitter: 0.25},
 		LogLimit: int64(cfg.MaxRetrieveSizeMB) << 20,
 		Config: job.PoolConfig{RedisPoolConfig: job.RedisPoolConfig{
-			RedisURL: redisx.HarborURL(cfg.WorkerPool.RedisPool.RedisURL), Namespace: cfg.WorkerPool.RedisPool.Namespace,
+			RedisURL: shownURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
 			IdleTimeoutSecond: int64(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
 		}},
 		Logger: h.log.Named("jobs"),

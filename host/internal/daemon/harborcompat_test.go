@@ -12,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/host/internal/config"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
+	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
 // Harbor core's dashboard lists the running jobs from gocraft/work's
@@ -194,5 +195,29 @@ func TestConfigAnswersALegacyRedisAddressAsAURL(t *testing.T) {
 	u, err := url.Parse(got.RedisPoolConfig.RedisURL)
 	if r.Status != http.StatusOK || err != nil || u.Scheme != "redis" || u.Host != addr {
 		t.Fatalf("GET /config with redis_url %q: %d %s; want redis://%s", addr, r.Status, r.Body, addr)
+	}
+}
+
+// GET /api/v1/config shows the Redis password, as Harbor's job service
+// does (core dials the URL for its job-queue dashboard), unless
+// api.hide_redis_password is set.
+func TestConfigHidesTheRedisPasswordWhenAsked(t *testing.T) {
+	t.Parallel()
+	const password = "pw-4711-secret"
+	srv := redistest.Start(t, redistest.WithPassword(password))
+	for _, hide := range []bool{false, true} {
+		c := hosttest.NewCluster(t, "demo")
+		c.Redis = srv
+		h := c.Start(t, func(cfg *config.Config) { cfg.API.HideRedisPassword = hide })
+		r := h.Do(t, http.MethodGet, "/api/v1/config", hosttest.Auth, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /config: %d %s", r.Status, r.Body)
+		}
+		if shown := strings.Contains(string(r.Body), password); shown == hide {
+			t.Errorf("hide_redis_password %v: the answer %s the password: %s", hide, map[bool]string{true: "shows", false: "lacks"}[shown], r.Body)
+		}
+		if hide && !strings.Contains(string(r.Body), srv.Addr()) {
+			t.Errorf("hide_redis_password: the answer lost the address: %s", r.Body)
+		}
 	}
 }
