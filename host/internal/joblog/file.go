@@ -108,6 +108,14 @@ func (l *fileLogger) Log(level Level, msg string) {
 	}
 }
 
+// Failed returns the first open or write error (the entries since were
+// lost), or nil.
+func (l *fileLogger) Failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
 // Close closes the file; there is nothing to flush, as entries are not
 // buffered. It returns the first write error or the error of closing.
 func (l *fileLogger) Close() error {

@@ -22,6 +22,7 @@ type Manager struct {
 	sweepEvery time.Duration
 	log        hclog.Logger
 	loop       *loop.Loop
+	losses     *losses
 }
 
 // NewManager returns a Manager over backends. getter serves Get and may be
@@ -38,6 +39,7 @@ func NewManager(backends []Backend, getter Getter, sweepers []Sweeper, sweepEver
 		sweepers:   append([]Sweeper(nil), sweepers...),
 		sweepEvery: sweepEvery,
 		log:        log,
+		losses:     newLosses(log, time.Now),
 	}
 	m.loop = loop.New(loop.Options{Run: func(ctx context.Context) time.Duration {
 		m.sweepOnce(ctx)
@@ -66,6 +68,9 @@ func (m *Manager) Open(jobID string) (Logger, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
 			continue
 		}
+		if f, ok := l.(failer); ok {
+			l = &watched{Logger: l, f: f, jobID: jobID, backend: b.Name(), losses: m.losses}
+		}
 		loggers = append(loggers, l)
 	}
 	if len(loggers) == 0 {
@@ -76,15 +81,28 @@ func (m *Manager) Open(jobID string) (Logger, error) {
 
 // Get returns at most the last limit bytes of the job's log from the
 // getter. It fails with ErrBadID for an invalid ID and with ErrNotFound
-// when there is no getter or no stored log.
+// when there is no getter or no stored log. When this host lost entries
+// of the job (its storage refused them), a last WARNING entry says so and
+// why, even when nothing of the log was kept.
 func (m *Manager) Get(ctx context.Context, jobID string, limit int64) ([]byte, error) {
 	if !job.ValidID(jobID) {
 		return nil, badID(jobID)
 	}
+	var (
+		b   []byte
+		err error
+	)
 	if m.getter == nil {
-		return nil, notFound(jobID)
+		err = notFound(jobID)
+	} else {
+		b, err = m.getter.Get(ctx, jobID, limit)
 	}
-	return m.getter.Get(ctx, jobID, limit)
+	if why, lost := m.losses.reason(jobID); lost && (err == nil || errors.Is(err, ErrNotFound)) {
+		// Say so where the reader looks: after what was kept.
+		note := appendEntry(nil, time.Now(), Warning, "berth: this log is incomplete: "+why)
+		return append(b, note...), nil
+	}
+	return b, err
 }
 
 // Start runs every sweeper once at once and then every sweepEvery, in a

@@ -367,6 +367,13 @@ func (l *redisLogger) flush(ctx context.Context, wait bool) bool {
 	return true
 }
 
+// Failed returns the first reason entries were lost, or nil.
+func (l *redisLogger) Failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
 // lose counts n lost entries. l.mu must be held.
 func (l *redisLogger) lose(n int, err error) {
 	l.lost += n

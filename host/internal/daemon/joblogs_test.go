@@ -1,0 +1,66 @@
+package daemon_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
+)
+
+// A full FILE log directory costs jobs their log lines, never the jobs:
+// they succeed, their log says why it is incomplete, and the service log
+// warns once for all of them.
+func TestAFullLogDiskLosesLinesNotJobs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	f, err := os.Create(dir + "/filler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := f.Write(make([]byte, 4096)); errors.Is(err, syscall.ENOSPC) {
+			break
+		} else if err != nil || i > 1<<12 {
+			t.Fatalf("filling the log disk: %v after %d writes", err, i)
+		}
+	}
+	f.Close()
+
+	h := hosttest.NewCluster(t, "demo").Start(t, func(c *config.Config) {
+		c.JobLoggers = []config.Logger{{Name: config.LoggerFile, Level: "DEBUG", Settings: map[string]any{config.SettingBaseDir: dir}}}
+	})
+	var ids []string
+	for i := 0; i < 3; i++ {
+		ids = append(ids, h.Submit(t, "DEMO", demo(map[string]any{"log_lines": 20, "hold_seconds": 0}), nil).ID)
+	}
+	for _, id := range ids {
+		h.WaitStatus(t, id, job.Success, 30*time.Second)
+		text := h.LogText(t, id)
+		if !strings.Contains(text, "[WARNING] berth: this log is incomplete: the FILE job logger could not write it on this host") ||
+			!strings.Contains(text, "no space left on device") {
+			t.Errorf("log of %s does not say why it is missing:\n%s", id, text)
+		}
+	}
+	if n := strings.Count(h.Log.String(), "job log entries are being lost"); n != 1 {
+		t.Errorf("the service log warned %d times of lost job logs; want once:\n%s", n, tail(h.Log.String(), 4000))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("...%s", s[len(s)-n:])
+}
