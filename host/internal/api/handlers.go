@@ -64,7 +64,7 @@ func (s *server) submit(x *exchange, _ httprouter.Params) error {
 	if st == nil {
 		return errors.New("the backend accepted the job but returned no stats")
 	}
-	return sendJSON(x, http.StatusAccepted, job.Envelope{Job: st})
+	return sendJSON(x, http.StatusAccepted, job.Envelope{Job: job.RedactStats(st)})
 }
 
 // GET /api/v1/jobs
@@ -123,7 +123,7 @@ func (s *server) get(x *exchange, ps httprouter.Params) error {
 	if st == nil {
 		return errors.New("the backend returned no stats for the job")
 	}
-	return sendJSON(x, http.StatusOK, job.Envelope{Job: st})
+	return sendJSON(x, http.StatusOK, job.Envelope{Job: job.RedactStats(st)})
 }
 
 // POST /api/v1/jobs/:id
@@ -302,7 +302,7 @@ func sendPage(x *exchange, page *job.Page, withCursor bool) error {
 	list := make([]job.Envelope, 0, len(page.Jobs))
 	for _, st := range page.Jobs {
 		if st != nil {
-			list = append(list, job.Envelope{Job: st})
+			list = append(list, job.Envelope{Job: job.RedactStats(st)})
 		}
 	}
 	body, err := marshal(list)

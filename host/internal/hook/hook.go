@@ -266,7 +266,9 @@ func (d *Deliverer) deliver(ctx context.Context, ev *store.HookEvent) {
 }
 
 func (d *Deliverer) post(ctx context.Context, target string, ev *store.HookEvent) error {
-	body, err := json.Marshal(ev.Change())
+	change := ev.Change()
+	change.Metadata = job.RedactStats(change.Metadata) // the receiver sees no secret parameter
+	body, err := json.Marshal(change)
 	if err != nil {
 		return err
 	}
