@@ -177,6 +177,13 @@ type Plugins struct {
 	GOMAXPROCS int `yaml:"gomaxprocs"`
 	// JobTimeout bounds one run of any job; 0 means no bound.
 	JobTimeout Duration `yaml:"job_timeout"`
+	// SHA256 pins plugin files (by file name in plugins_dir) to their
+	// SHA-256 (hex, as sha256sum prints it): a file that differs is left
+	// out, also when it is restarted, and the host runs the very file it
+	// checked.
+	SHA256 map[string]string `yaml:"sha256,omitempty"`
+	// RequireSHA256 leaves out every plugin file without a pin.
+	RequireSHA256 bool `yaml:"require_sha256"`
 }
 
 // Stats sets how long a job's stats are kept once final.

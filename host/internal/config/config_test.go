@@ -162,6 +162,8 @@ func TestDefault(t *testing.T) {
 		"plugins.kill_timeout":                     "5s",
 		"plugins.gomaxprocs":                       "0 (int)",
 		"plugins.job_timeout":                      "0s",
+		"plugins.sha256.len":                       "0",
+		"plugins.require_sha256":                   "false (bool)",
 		"stats.success_ttl":                        "24h",
 		"stats.stopped_ttl":                        "24h",
 		"stats.error_ttl":                          "168h",
@@ -280,6 +282,8 @@ func wantFull(cert, key string) *Config {
 			KillTimeout:       Duration(15 * time.Second),
 			GOMAXPROCS:        4,
 			JobTimeout:        Duration(2 * time.Hour),
+			SHA256:            map[string]string{"demo": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+			RequireSHA256:     true,
 		},
 		Stats: Stats{
 			SuccessTTL: Duration(12 * time.Hour),

@@ -127,6 +127,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		Dir: cfg.PluginsDir, Callbacks: h.runner, Logger: h.log, Config: sections, Reattach: cfg.Reattach,
 		StartTimeout: cfg.Plugins.StartTimeout.Std(), KillTimeout: cfg.Plugins.KillTimeout.Std(),
 		RestartBackoffMax: cfg.Plugins.RestartBackoffMax.Std(), GOMAXPROCS: cfg.Plugins.GOMAXPROCS,
+		Checksums: cfg.Plugins.SHA256, RequireChecksums: cfg.Plugins.RequireSHA256,
 	}); err != nil {
 		return err
 	}

@@ -46,6 +46,12 @@ type Options struct {
 	// mode, which the host attaches to instead of launching (see
 	// proto.ReattachEnv).
 	Reattach map[string]proto.Reattach
+	// Checksums pins plugin files (by file name) to their SHA-256, as hex:
+	// a file whose hash differs does not start, also at a restart, and the
+	// process runs the very file that was hashed. RequireChecksums refuses
+	// every file that has no pin.
+	Checksums        map[string]string
+	RequireChecksums bool
 	// CallTimeout bounds a call into a plugin outside a run (Validate).
 	// Default 10s.
 	CallTimeout time.Duration
@@ -124,6 +130,7 @@ type Host struct {
 	byName map[string]*proc
 	types  map[string]JobType
 	failed []FailedPlugin
+	sums   map[string][]byte // parsed Options.Checksums
 
 	closeOnce sync.Once
 }
@@ -199,9 +206,18 @@ func Load(ctx context.Context, opts Options) (*Host, error) {
 	if opts.Callbacks == nil {
 		return nil, errors.New("pluginhost: Options.Callbacks is required")
 	}
+	sums, err := parseChecksums(opts.Checksums)
+	if err != nil {
+		return nil, err
+	}
 	paths, err := discover(opts.Dir)
 	if err != nil && len(opts.Reattach) == 0 {
 		return nil, err
+	}
+	for name := range sums {
+		if !slices.Contains(paths, filepath.Join(opts.Dir, name)) && !slices.ContainsFunc(paths, func(p string) bool { return filepath.Base(p) == name }) {
+			return nil, fmt.Errorf("pluginhost: plugins.sha256.%s names no executable file in plugins_dir %q", name, opts.Dir)
+		}
 	}
 	// A plugin started by hand in debug mode may have no file here.
 	for name := range opts.Reattach {
@@ -214,7 +230,7 @@ func Load(ctx context.Context, opts Options) (*Host, error) {
 		}
 	}
 	sort.Strings(paths)
-	h := &Host{opts: opts, spawn: newSpawner(), byName: map[string]*proc{}, types: map[string]JobType{}}
+	h := &Host{opts: opts, spawn: newSpawner(), byName: map[string]*proc{}, types: map[string]JobType{}, sums: sums}
 
 	type started struct {
 		p   *proc

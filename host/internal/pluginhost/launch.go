@@ -83,10 +83,21 @@ type procRunner struct {
 	stderrW *os.File
 	drained chan struct{}
 	pid     int
+	pinned  *os.File // the checked plugin file, open until the process started
 }
 
-func newProcRunner(path string, env []string, spawn *spawner, log hclog.Logger) (*procRunner, error) {
+// newProcRunner prepares the process of the plugin at path. When pinned
+// is not nil, it is that file, open and checked: the process runs it
+// through its descriptor, so that a file swapped since the check is not
+// what runs; the runner closes it once the process has started.
+func newProcRunner(path string, pinned *os.File, env []string, spawn *spawner, log hclog.Logger) (*procRunner, error) {
 	cmd := exec.Command(path)
+	if pinned != nil {
+		// Resolved by the child at exec time, where the descriptor is
+		// still open (close-on-exec closes it only once exec succeeded).
+		cmd = exec.Command(fmt.Sprintf("/proc/self/fd/%d", pinned.Fd()))
+		cmd.Args[0] = path
+	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		// Killed with the host, even by SIGKILL.
@@ -95,7 +106,7 @@ func newProcRunner(path string, env []string, spawn *spawner, log hclog.Logger) 
 		// must not reach the plugins before the host stops their jobs.
 		Setpgid: true,
 	}
-	r := &procRunner{cmd: cmd, spawn: spawn, log: log, drained: make(chan struct{})}
+	r := &procRunner{cmd: cmd, spawn: spawn, log: log, drained: make(chan struct{}), pinned: pinned}
 	var err error
 	if r.stdoutR, r.stdoutW, err = os.Pipe(); err != nil {
 		return nil, fmt.Errorf("pluginhost: stdout pipe for %s: %w", path, err)
@@ -112,6 +123,9 @@ func newProcRunner(path string, env []string, spawn *spawner, log hclog.Logger) 
 
 func (r *procRunner) Start(ctx context.Context) error {
 	err := r.spawn.start(ctx, r.cmd)
+	if r.pinned != nil {
+		r.pinned.Close()
+	}
 	// The child has its own copies of the write ends now.
 	r.stdoutW.Close()
 	r.stderrW.Close()

@@ -101,6 +101,23 @@ func (p *proc) pluginEnv(goPluginEnv []string) []string {
 	return append(env, "GOMAXPROCS="+strconv.Itoa(p.h.opts.GOMAXPROCS))
 }
 
+// checkIntegrity refuses a plugin file anyone may change, or one whose
+// SHA-256 is not the pinned one (or that has no pin when pins are
+// required). A pinned file is returned open: the process runs it.
+func (p *proc) checkIntegrity() (*os.File, error) {
+	if err := checkFile(p.path); err != nil {
+		return nil, err
+	}
+	want, pinned := p.h.sums[filepath.Base(p.path)]
+	if !pinned {
+		if p.h.opts.RequireChecksums {
+			return nil, fmt.Errorf("plugins.require_sha256 is set and plugins.sha256 has no pin for %s (sha256sum prints it)", filepath.Base(p.path))
+		}
+		return nil, nil
+	}
+	return openPinned(p.path, want)
+}
+
 // configError marks a plugin that did start but whose configuration is
 // wrong: the operator's error, which stops the host, unlike a file that
 // is no plugin.
@@ -139,8 +156,15 @@ func (p *proc) launch(ctx context.Context) (*instance, []JobType, error) {
 		// A reattached client dispenses from Plugins.
 		cfg.Reattach, cfg.Plugins = rc, set
 	} else {
+		pinned, err := p.checkIntegrity()
+		if err != nil {
+			return nil, nil, fmt.Errorf("pluginhost: plugin %s: refused: %w", p.path, err)
+		}
+		if pinned != nil {
+			defer pinned.Close() // closed once started; here on every other way out
+		}
 		cfg.RunnerFunc = func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			r, err := newProcRunner(p.path, p.pluginEnv(append(os.Environ(), cmd.Env...)), p.h.spawn, p.log)
+			r, err := newProcRunner(p.path, pinned, p.pluginEnv(append(os.Environ(), cmd.Env...)), p.h.spawn, p.log)
 			pr = r
 			return r, err
 		}
