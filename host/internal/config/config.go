@@ -105,11 +105,16 @@ type API struct {
 	HideRedisPassword bool `yaml:"hide_redis_password"`
 }
 
-// HTTPSConfig holds the TLS files used when the protocol is "https". Both
-// must be readable files then. Env JOB_SERVICE_HTTPS_CERT, JOB_SERVICE_HTTPS_KEY.
+// HTTPSConfig holds the TLS files used when the protocol is "https". Cert
+// and Key must be readable files then. Env JOB_SERVICE_HTTPS_CERT,
+// JOB_SERVICE_HTTPS_KEY, JOB_SERVICE_HTTPS_CLIENT_CA.
 type HTTPSConfig struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// ClientCA, when set, is a PEM file of the CAs whose client
+	// certificates the API requires: a caller without one is refused in
+	// the TLS handshake (Harbor's internal TLS with client verification).
+	ClientCA string `yaml:"client_ca"`
 }
 
 // WorkerPool is the gocraft/work pool.

@@ -283,6 +283,7 @@ var envVars = []envVar{
 	{name: "JOB_SERVICE_PORT", key: "port", set: setInt(func(c *Config) *int { return &c.Port })},
 	{name: "JOB_SERVICE_HTTPS_CERT", key: "https_config.cert", set: setString(func(c *Config) *string { return &c.HTTPSConfig.Cert })},
 	{name: "JOB_SERVICE_HTTPS_KEY", key: "https_config.key", set: setString(func(c *Config) *string { return &c.HTTPSConfig.Key })},
+	{name: "JOB_SERVICE_HTTPS_CLIENT_CA", key: "https_config.client_ca", set: setString(func(c *Config) *string { return &c.HTTPSConfig.ClientCA })},
 	{name: "JOB_SERVICE_POOL_WORKERS", key: "worker_pool.workers", set: setInt(func(c *Config) *int { return &c.WorkerPool.Workers })},
 	{name: "JOB_SERVICE_POOL_BACKEND", key: "worker_pool.backend", set: setString(func(c *Config) *string { return &c.WorkerPool.Backend })},
 	// Set but empty, it selects the embedded in-memory backend even when the file names a Redis.

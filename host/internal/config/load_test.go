@@ -25,6 +25,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"JOB_SERVICE_PORT", "8080", map[string]string{"port": "8080 (int)"}, nil},
 		{"JOB_SERVICE_HTTPS_CERT", cert, map[string]string{"https_config.cert": cert + " (string)"}, nil},
 		{"JOB_SERVICE_HTTPS_KEY", key, map[string]string{"https_config.key": key + " (string)"}, nil},
+		{"JOB_SERVICE_HTTPS_CLIENT_CA", cert, map[string]string{"https_config.client_ca": cert + " (string)"}, nil},
 		{"JOB_SERVICE_POOL_WORKERS", "64", map[string]string{"worker_pool.workers": "64 (int)"}, nil},
 		{"JOB_SERVICE_POOL_BACKEND", "redis", map[string]string{}, nil},
 		{"JOB_SERVICE_POOL_REDIS_URL", "redis://:pw@redis:6379/2", map[string]string{

@@ -46,6 +46,9 @@ func (c *Config) Validate() error {
 	if c.Protocol == "https" {
 		v.readableFile("https_config.cert", c.HTTPSConfig.Cert, "JOB_SERVICE_HTTPS_CERT")
 		v.readableFile("https_config.key", c.HTTPSConfig.Key, "JOB_SERVICE_HTTPS_KEY")
+		if c.HTTPSConfig.ClientCA != "" {
+			v.readableFile("https_config.client_ca", c.HTTPSConfig.ClientCA, "JOB_SERVICE_HTTPS_CLIENT_CA")
+		}
 	}
 
 	v.intRange("worker_pool.workers", c.WorkerPool.Workers, 1, 1024)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -232,7 +233,21 @@ func (h *Host) serve(handler http.Handler) error {
 			l.Close()
 			return fmt.Errorf("daemon: https_config: %w", err)
 		}
-		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if ca := h.cfg.HTTPSConfig.ClientCA; ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				l.Close()
+				return fmt.Errorf("daemon: https_config.client_ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				l.Close()
+				return fmt.Errorf("daemon: https_config.client_ca: %s holds no PEM certificate", ca)
+			}
+			tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+		l = tls.NewListener(l, tc)
 	}
 	go func() {
 		if err := h.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
