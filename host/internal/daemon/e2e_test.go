@@ -209,7 +209,7 @@ func TestBadSubmissions(t *testing.T) {
 	}{
 		{"BadJSON", `{"job":`, 10001, "JSON"},
 		{"NoJob", `{}`, 10013, `"job"`},
-		{"UnknownName", hosttest.Request("NOPE", nil, nil), 10013, `job name "NOPE" is unknown: this service runs BAD_STDERR, CLOCK, DEMO, FLAKY, HANG`},
+		{"UnknownName", hosttest.Request("NOPE", nil, nil), 10013, `job name "NOPE" is unknown: this service runs BAD_STDERR, CLOCK, DEMO, DIGEST, FLAKY, HANG`},
 		{"BadKind", hosttest.Request("DEMO", demo(nil), map[string]any{"kind": "Sometimes"}), 10013, `"job.metadata.kind"`},
 		{"ScheduledWithoutDelay", hosttest.Request("DEMO", demo(nil), map[string]any{"kind": "Scheduled"}), 10013, "schedule_delay"},
 		{"MissingImage", hosttest.Request("DEMO", map[string]any{}, nil), 10013, `parameter "image" is required`},
@@ -264,7 +264,7 @@ func TestStatsListsThePool(t *testing.T) {
 	var stats job.PoolStats
 	h.Do(t, http.MethodGet, "/api/v1/stats", "", nil).JSON(t, &stats)
 	if len(stats.Pools) != 1 || stats.Pools[0].Status != job.PoolHealthy || stats.Pools[0].Concurrency != 4 ||
-		strings.Join(stats.Pools[0].JobNames, ",") != "BAD_STDERR,CLOCK,DEMO,FLAKY,HANG,NOOP,PRINT,PROPS,SOLO,SPAWN" {
+		strings.Join(stats.Pools[0].JobNames, ",") != "BAD_STDERR,CLOCK,DEMO,DIGEST,FLAKY,HANG,NOOP,PRINT,PROPS,SOLO,SPAWN" {
 		t.Fatalf("stats = %+v", stats.Pools)
 	}
 }

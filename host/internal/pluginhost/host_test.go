@@ -123,7 +123,7 @@ func TestDescribe(t *testing.T) {
 	for _, jt := range got {
 		names = append(names, jt.Name)
 	}
-	if want := "BAD_STDERR,CLOCK,DEMO,FLAKY,HANG,NOOP,PRINT,PROPS,SOLO,SPAWN"; strings.Join(names, ",") != want {
+	if want := "BAD_STDERR,CLOCK,DEMO,DIGEST,FLAKY,HANG,NOOP,PRINT,PROPS,SOLO,SPAWN"; strings.Join(names, ",") != want {
 		t.Fatalf("job names = %v, want %s", names, want)
 	}
 	demo, ok := b.host.JobType("DEMO")
