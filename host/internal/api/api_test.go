@@ -531,7 +531,7 @@ func TestBackendErrors(t *testing.T) {
 		// Conflicts.
 		{name: "SubmitDuplicateUnique", method: http.MethodPost, path: "/api/v1/jobs", body: submitBody,
 			err:    fmt.Errorf("queue: enqueue unique: %w", &job.ConflictError{Name: "DEMO", ExistingID: id2}),
-			status: 409, code: 10012, want: []string{"a unique DEMO job with the same parameters is already queued", id2}},
+			status: 409, code: 10012, want: []string{"a unique DEMO job with the same parameters has not ended", id2}},
 		{name: "RetryRunningJob", method: http.MethodPost, path: "/api/v1/jobs/" + id1, body: `{"action":"retry"}`,
 			err:    &job.StatusMismatchError{ID: id1, Action: job.ActionRetry, Status: job.Running},
 			status: 409, code: 10016, want: []string{"cannot retry job " + id1, "its status is Running", "retry needs Error"}},

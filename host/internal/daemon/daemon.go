@@ -107,6 +107,9 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		Namespace:     cfg.WorkerPool.RedisPool.Namespace,
 		MaxExecutions: cfg.Periodic.MaxExecutions,
 		TTL:           store.TTLs{Success: cfg.Stats.SuccessTTL.Std(), Stopped: cfg.Stats.StoppedTTL.Std(), Error: cfg.Stats.ErrorTTL.Std()},
+		// A silent running job keeps its unique claim until the reaper
+		// fails it (max_job_duration), never less than a day.
+		UniqueTTL: max(store.DefaultUniqueTTL, cfg.Reaper.MaxJobDuration.Std()+cfg.Reaper.Interval.Std()),
 	})
 	if h.logs, err = jobLogs(cfg, h.store, h.opts.Stdout, h.log.Named("joblog")); err != nil {
 		return err

@@ -132,14 +132,15 @@ func (e *BadRequestError) Error() string { return e.Reason }
 // BadRequest returns a *BadRequestError.
 func BadRequest(reason string) error { return &BadRequestError{Reason: reason} }
 
-// ConflictError is a unique job submitted while an identical one is queued.
+// ConflictError is a unique job submitted (or retried) while an identical
+// one has not ended.
 type ConflictError struct {
 	Name       string
 	ExistingID string
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("a unique %s job with the same parameters is already queued: %s", e.Name, e.ExistingID)
+	return fmt.Sprintf("a unique %s job with the same parameters has not ended: %s", e.Name, e.ExistingID)
 }
 
 // StatusMismatchError is an action that does not fit the job's status.

@@ -58,6 +58,10 @@ func (c *Controller) Handle(j queue.Job) error {
 	case store.StoppedOnStart:
 		log.Info("the job was asked to stop while its host died; it is Stopped")
 		return nil
+	case store.Skipped:
+		log.Info("skipped: a unique job with the same name and parameters has not ended; this one is Stopped without running",
+			"holder", res.Holder)
+		return nil
 	}
 	logger, err := c.opts.Logs.Open(j.ID)
 	if err != nil {
@@ -139,7 +143,7 @@ func (c *Controller) snooze(ctx context.Context, jt pluginhost.JobType, j queue.
 	a.Log.Log(joblog.Info, fmt.Sprintf("snoozing for %s (%d of at most %d): %s", out.SnoozeFor.Round(time.Second), snoozes+1, limit, out.Err))
 	c.move(ctx, store.Change{ID: a.ID, Next: true, To: job.Scheduled, Reason: job.Snoozed, Detail: out.Err,
 		Set:      store.Fields{store.FieldRunAt: strconv.FormatInt(at, 10), store.FieldSnoozes: strconv.Itoa(snoozes + 1)},
-		Schedule: &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params, Unique: j.Unique, Fails: j.Fails},
+		Schedule: &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params, Fails: j.Fails},
 		RunAt:    at}, log)
 }
 
@@ -176,7 +180,9 @@ func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Jo
 	retryAt := ceilSecond(now.Add(delay))
 	a.Log.Log(joblog.Info, fmt.Sprintf("retrying in %s (failure %d of at most %d)", delay.Round(time.Second), fails, maxFails))
 	end.Reason, end.RetryAt = job.RetryWait, retryAt
-	end.Retry = &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params, Unique: j.Unique,
+	// The entry is not flagged unique (store.Entry.Unique): the job keeps
+	// its claim through the wait and the retried run.
+	end.Retry = &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params,
 		Fails: fails, Err: reason, FailedAt: now.Unix()}
 	c.move(ctx, end, log)
 }

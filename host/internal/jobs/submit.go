@@ -67,9 +67,12 @@ func (c *Controller) submit(ctx context.Context, req *job.RequestJob, upstream s
 	case job.KindScheduled:
 		st.Status, st.RunAt = job.Scheduled, now+int64(req.Metadata.ScheduleDelay)
 	case job.Periodic:
-		// Harbor's policies are Scheduled, never unique, and carry a
-		// numeric ID (here: unique per policy, not the creation second).
-		st.Status, st.Unique, st.CronSpec = job.Scheduled, false, req.Metadata.CronSpec
+		// Harbor's policies are Scheduled and carry a numeric ID (here:
+		// unique per policy, not the creation second). Harbor ignores
+		// unique on a policy; in Berth, the executions of a unique policy
+		// never run at once: one whose predecessor has not ended is
+		// skipped (store.Skipped).
+		st.Status, st.CronSpec = job.Scheduled, req.Metadata.CronSpec
 		st.NumericPolicyID = c.clk.Now().UnixNano()
 		evs, err := c.st.CreatePolicy(ctx, st)
 		if err != nil {

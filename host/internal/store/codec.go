@@ -37,6 +37,7 @@ const (
 	fRetryAt   = "retry_at"   // unix time a failed attempt is retried at
 	fOutput    = "output"     // JSON a successful run produced
 	fSnoozes   = "snoozes"    // how often the job snoozed since it was queued
+	fUniqueKey = "unique_key" // a unique job's claim (Keys.Unique)
 )
 
 // statsArgs flattens the fields of s that are set into HSET arguments.
@@ -150,7 +151,10 @@ type Entry struct {
 	ID         string
 	EnqueuedAt int64
 	// Args is the JSON object of the job's parameters (nil is {}).
-	Args   json.RawMessage
+	Args json.RawMessage
+	// Unique is gocraft/work's flag, which makes its worker delete the
+	// job's unique key when it takes the entry. Berth never sets it: its
+	// unique jobs hold that key until they end (see Keys.Unique).
 	Unique bool
 	// Fails, Err and FailedAt describe the failed runs of an entry
 	// waiting for its retry, as gocraft/work writes them.
@@ -225,7 +229,7 @@ func entryOf(s *job.Stats) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: queue entry of %s: %w", s.ID, err)
 	}
-	return &Entry{Name: s.Name, ID: s.ID, EnqueuedAt: s.EnqueueTime, Args: args, Unique: s.Unique}, nil
+	return &Entry{Name: s.Name, ID: s.ID, EnqueuedAt: s.EnqueueTime, Args: args}, nil
 }
 
 // entry returns the bytes of a job's entry in its queue.

@@ -12,6 +12,14 @@
 // step; checkin and insert share the rest. Each script returns the
 // job.Event values of the changes it made.
 //
+// A unique job holds a claim (Keys.Unique, gocraft/work's unique key)
+// from its submission to its final status, across retries, new revisions
+// and hosts: a duplicate submission, a retry action or the start of an
+// execution of a unique periodic policy meets the claim in the same
+// script that would make the job live, and is refused or skipped. move
+// releases the claim with the final status and renews its TTL with every
+// other change, so that the claim of a lost job expires.
+//
 // gocraft/work's own keys keep gocraft/work's layout (Harbor's dashboard
 // and exporters read them) and reach the scripts as KEYS; Berth writes job
 // entries in gocraft/work's JSON format so that its workers run them

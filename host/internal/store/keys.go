@@ -137,10 +137,15 @@ func (k Keys) WorkerPools() string { return k.prefix + "worker_pools" }
 // Heartbeat is the hash of a worker pool's heartbeat.
 func (k Keys) Heartbeat(poolID string) string { return k.prefix + "worker_pools:" + poolID }
 
-// Unique is the key that holds a queued unique job's ID. gocraft/work's
-// worker deletes it when it takes the job, so it must be spelled exactly as
-// gocraft/work spells it: the JSON of the arguments as encoding/json's
-// Encoder writes it, newline included.
+// Unique is the claim of a unique job: it holds the ID of the one job of
+// that name and arguments that has not ended, from its submission to its
+// final status, with a TTL renewed while the job lives. It is
+// gocraft/work's unique key, spelled exactly as gocraft/work spells it
+// (the JSON of the arguments as encoding/json's Encoder writes it, newline
+// included), so that gocraft/work's EnqueueUnique on the same namespace
+// sees it. gocraft/work's worker deletes the key when it takes an entry
+// flagged unique; Berth's entries are never flagged (Entry.Unique), so the
+// claim outlives the queue, and a job's stats keep the key of its claim.
 func (k Keys) Unique(name string, args map[string]any) (string, error) {
 	var b bytes.Buffer
 	b.WriteString(k.prefix + "unique:" + name + ":")

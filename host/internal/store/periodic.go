@@ -89,12 +89,22 @@ func (s *Store) CreateExecution(ctx context.Context, p *job.Stats, t int64) (Exe
 	ex := &job.Stats{
 		ID: job.ExecutionID(p.ID, t), Name: p.Name, Kind: job.KindScheduled, Status: job.Scheduled,
 		CronSpec: p.CronSpec, EnqueueTime: now, UpdateTime: now, RunAt: t, WebHookURL: p.WebHookURL,
-		UpstreamJobID: p.ID, Parameters: p.Parameters, Revision: now,
+		UpstreamJobID: p.ID, Parameters: p.Parameters, Revision: now, Unique: p.Unique,
 	}
 	ex.RefLink = job.RefLink(ex.ID)
 	fields, err := statsArgs(ex)
 	if err != nil {
 		return 0, nil, err
+	}
+	if ex.Unique {
+		// The execution takes the claim when it starts (scriptStart), so
+		// that it never runs beside its predecessor or any job with the
+		// same name and parameters.
+		claim, err := s.keys.Unique(ex.Name, nonNil(ex.Parameters))
+		if err != nil {
+			return 0, nil, err
+		}
+		fields = append(fields, fUniqueKey, claim)
 	}
 	ent, err := entry(ex)
 	if err != nil {
@@ -137,7 +147,9 @@ func (s *Store) StopPolicy(ctx context.Context, id string, op job.Action) (bool,
 }
 
 // Retry re-runs a job in Error now, in a new revision, with a fresh
-// failure count. Refused when the job is not in Error.
+// failure count. Refused when the job is not in Error; a unique job whose
+// claim another job took meanwhile (one that has not ended) is refused
+// with *job.ConflictError naming it.
 func (s *Store) Retry(ctx context.Context, st *job.Stats) (Result, error) {
 	ent, err := entry(st)
 	if err != nil {
@@ -153,6 +165,8 @@ func (s *Store) Retry(ctx context.Context, st *job.Stats) (Result, error) {
 		return Result{Outcome: Missing}, nil
 	case "refused":
 		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
+	case "dup":
+		return Result{}, &job.ConflictError{Name: st.Name, ExistingID: first(a.values)}
 	case "ok":
 		rev, err := strconv.ParseInt(first(a.values), 10, 64)
 		if err != nil {

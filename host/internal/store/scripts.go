@@ -10,11 +10,12 @@ import "github.com/gomodule/redigo/redis"
 //
 // A job's status changes in exactly one place, move: it applies the rule
 // (can_move, job.CanMove in Lua), writes the status, revision and update
-// time, sets the TTL of a final status, keeps the job's listing index, trims
-// its parent's executions, queues the status hook event and records the
-// event. A check-in goes through checkin, a new job through insert; the
-// three share event and announce.
-const envArgs = 12
+// time, sets the TTL of a final status, releases a unique job's claim with
+// its final status (and renews it with any other), keeps the job's listing
+// index, trims its parent's executions, queues the status hook event and
+// records the event. A check-in goes through checkin, a new job through
+// insert; the three share event and announce.
+const envArgs = 13
 
 // luaPrelude is the shared part of every script that changes a job.
 const luaPrelude = `
@@ -23,7 +24,11 @@ local NOW = math.floor(NOW_MS / 1000)
 local STATS, EXECS, EXEC_CAP, IDX = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local HOOK_LIST, HOOKS_DUE, HOOKS_CHAN, HOOK_CAP = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 local TTL = {Success = tonumber(ARGV[10]), Stopped = tonumber(ARGV[11]), Error = tonumber(ARGV[12])}
-local function arg(i) return ARGV[12 + i] end
+local CLAIM_TTL = tonumber(ARGV[13])
+local ENV = 13
+local function arg(i) return ARGV[ENV + i] end
+-- nargs is the number of the script's own arguments.
+local function nargs() return #ARGV - ENV end
 local CODE = {Pending=0, Scheduled=1, Running=2, Stopped=3, Error=3, Success=3}
 local EVENTS = {}
 
@@ -47,13 +52,14 @@ end
 -- of the extra fields in c.extra; nil when the job has no stats.
 local function read(key, ...)
   local v = redis.call('hmget', key, 'status', 'revision', 'id', 'name', 'kind', 'web_hook_url',
-    'upstream_job_id', 'retry_at', 'op_command', 'check_in_at', 'idx', ...)
+    'upstream_job_id', 'retry_at', 'op_command', 'check_in_at', 'idx', 'unique_key', ...)
   if not v[1] then return nil end
   local extra = {}
-  for i = 12, #v do extra[#extra + 1] = v[i] or '' end
+  for i = 13, #v do extra[#extra + 1] = v[i] or '' end
   return {key = key, status = v[1], rev = tonumber(v[2]) or 0, id = v[3] or '', name = v[4] or '',
     kind = v[5] or '', hook = v[6] or '', up = v[7] or '', retry_at = tonumber(v[8]) or 0,
-    op = v[9] or '', check_in_at = tonumber(v[10]) or 0, score = v[11] or '0', extra = extra}
+    op = v[9] or '', check_in_at = tonumber(v[10]) or 0, score = v[11] or '0', claim = v[12] or '',
+    extra = extra}
 end
 
 -- event records a change; its last field says whether a status hook
@@ -85,6 +91,54 @@ end
 
 local function ended(status, retry_at)
   return status == 'Stopped' or status == 'Success' or (status == 'Error' and not retry_at)
+end
+
+-- The claim of a unique job (Keys.Unique; its key is the job's field
+-- unique_key, c.claim) holds the ID of the one job with that name and
+-- parameters that has not ended: taken at submission (an execution of a
+-- unique policy takes it when it starts), renewed by every change and
+-- check-in of its holder, released by the change to a final status, in
+-- the same script. It expires CLAIM_TTL seconds after its holder's last
+-- sign of life (or after a waiting job's run time), so that the claim of
+-- a lost job cannot outlive it for long.
+
+-- alive tells whether job id has stats and has not ended.
+local function alive(id)
+  local s = redis.call('hmget', STATS .. id, 'status', 'retry_at')
+  return s[1] and not ended(s[1], s[2])
+end
+
+-- claim_ttl is the TTL of a claim taken or renewed now by a job that runs
+-- at run_at (unix s; 0 or nil: now).
+local function claim_ttl(run_at)
+  local at = tonumber(run_at) or 0
+  if at > NOW then return CLAIM_TTL + at - NOW end
+  return CLAIM_TTL
+end
+
+-- rival is the job other than c that holds c's claim and has not ended;
+-- nil when c may hold the claim (free, its own, or left by a job that
+-- ended or whose stats are gone).
+local function rival(c)
+  local h = redis.call('get', c.claim)
+  if h and h ~= c.id and alive(h) then return h end
+  return nil
+end
+
+-- take makes c hold its claim; renew extends the claim when c holds it;
+-- release drops the claim when c holds it.
+local function take(c, run_at)
+  redis.call('set', c.claim, c.id, 'EX', claim_ttl(run_at))
+end
+
+local function renew(c, run_at)
+  if c.claim ~= '' and redis.call('get', c.claim) == c.id then
+    redis.call('expire', c.claim, claim_ttl(run_at))
+  end
+end
+
+local function release(c)
+  if c.claim ~= '' and redis.call('get', c.claim) == c.id then redis.call('del', c.claim) end
 end
 
 -- trim keeps in an executions set the EXEC_CAP newest executions that
@@ -124,7 +178,7 @@ local function insert(key, fields, reason)
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
   local c = {key = key, status = f.status, rev = tonumber(f.revision) or 0, id = f.id, name = f.name,
     kind = f.kind, hook = f.web_hook_url or '', up = f.upstream_job_id or '', retry_at = 0, op = '',
-    check_in_at = 0, score = ARGV[1], extra = {}}
+    check_in_at = 0, score = ARGV[1], claim = f.unique_key or '', extra = {}}
   redis.call('zadd', index(c.kind, c.status, c.name), ARGV[1], c.id)
   event(c, '', 0, reason)
   return c
@@ -133,8 +187,8 @@ end
 -- move is the one status change of every script: job c (from read) moves
 -- to status to in revision to_rev when can_move allows it, with the extra
 -- fields set (a flat list) and del (a list) deleted. An Error with a
--- retry_at waits for its retry: it is not final, keeps no TTL and is not
--- trimmed. Answers whether the job moved.
+-- retry_at waits for its retry: it is not final, keeps no TTL, is not
+-- trimmed and keeps its claim. Answers whether the job moved.
 local function move(c, to, to_rev, reason, set, del, retry_at)
   -- One exception to the rule: a job waiting for its retry (Error, not
   -- final yet) may be Stopped in its own revision, so that a stop does
@@ -152,6 +206,13 @@ local function move(c, to, to_rev, reason, set, del, retry_at)
     redis.call('expire', c.key, TTL[to])
   elseif was_final and not final then
     redis.call('persist', c.key)
+  end
+  -- A unique job's claim goes with its final status, and lives on with
+  -- every other change (a retry, a snooze, a new revision keep it).
+  if final then
+    release(c)
+  elseif c.claim ~= '' then
+    renew(c, to == 'Scheduled' and redis.call('hget', c.key, 'run_at') or nil)
   end
   if from ~= to then
     redis.call('zrem', index(c.kind, from, c.name), c.id)
@@ -224,21 +285,23 @@ end
 `
 
 // scriptCreate stores a new job and makes it visible to workers in the
-// same step, refusing a duplicate unique job, and links a sub-job to its
-// parent's executions.
+// same step, refusing a unique job whose claim another job holds (one
+// that has not ended), and links a sub-job to its parent's executions.
 //
-// KEYS: stats, queue (list or zset), known_jobs, unique (or stats again),
+// KEYS: stats, queue (list or zset), known_jobs, unique claim (or stats
 //
-//	parent's executions (or stats again)
+//	again), parent's executions (or stats again)
 //
 // args: mode (list|zset), entry, run at, name, id, doorbell channel, timer
 //
 //	channel, unique (1|0), link (1|0), link score, field, value, ...
 var scriptCreate = redis.NewScript(5, luaPrelude+`
-if arg(8) == '1' and not redis.call('set', KEYS[4], arg(5), 'NX', 'EX', 86400) then
-  return answer('dup', {redis.call('get', KEYS[4]) or ''})
+if arg(8) == '1' then
+  local holder = redis.call('get', KEYS[4])
+  if holder and holder ~= arg(5) and alive(holder) then return answer('dup', {holder}) end
+  redis.call('set', KEYS[4], arg(5), 'EX', claim_ttl(arg(3)))
 end
-insert(KEYS[1], {unpack(ARGV, 12 + 11)}, 'submitted')
+insert(KEYS[1], {unpack(ARGV, ENV + 11)}, 'submitted')
 push(arg(1), KEYS[2], arg(2), arg(3), KEYS[3], arg(4), arg(6), arg(7))
 if arg(9) == '1' then link(KEYS[5], arg(10), arg(5)) end
 return answer('ok')
@@ -250,7 +313,7 @@ return answer('ok')
 // KEYS: stats, policies
 // args: id, field, value, ...
 var scriptCreatePolicy = redis.NewScript(2, luaPrelude+`
-insert(KEYS[1], {unpack(ARGV, 12 + 2)}, 'submitted')
+insert(KEYS[1], {unpack(ARGV, ENV + 2)}, 'submitted')
 redis.call('sadd', KEYS[2], arg(1))
 return answer('ok')
 `)
@@ -272,7 +335,7 @@ local t = tonumber(arg(2))
 if t <= (tonumber(p[2]) or 0) then return answer('old') end
 redis.call('hset', KEYS[5], 'last_fire', t)
 if redis.call('exists', KEYS[1]) == 1 then return answer('exists') end
-insert(KEYS[1], {unpack(ARGV, 12 + 6)}, 'fired')
+insert(KEYS[1], {unpack(ARGV, ENV + 6)}, 'fired')
 push('zset', KEYS[2], arg(1), t, KEYS[3], arg(3), '', arg(5))
 link(KEYS[4], t, arg(4))
 return answer('ok')
@@ -281,12 +344,16 @@ return answer('ok')
 // scriptStart moves a job a worker took to Running: in its revision when
 // it was Pending or Scheduled, in a new revision when it was Running (its
 // host died) or waiting for a retry. A job asked to stop whose host died
-// ends Stopped instead.
+// ends Stopped instead. A unique job takes (or keeps) its claim as it
+// starts; when another job that has not ended holds it (the execution of
+// a unique policy before this one still runs), the job is skipped: it
+// ends Stopped in its revision, saying so in its check-in, and never runs.
 //
 // KEYS: stats
 //
 // It answers {revision, parameters, upstream_job_id, op_command,
-// snoozes}: what the run needs, not the whole hash (this is the hot path).
+// snoozes} (and, when skipped, the holder of the claim): what the run
+// needs, not the whole hash (this is the hot path).
 var scriptStart = redis.NewScript(1, luaPrelude+`
 local c = read(KEYS[1], 'parameters', 'snoozes')
 if not c then return answer('missing') end
@@ -306,6 +373,19 @@ end
 local del = {'check_in', 'check_in_at', 'check_in_seq'}
 if c.retry_at > 0 then del[#del + 1] = 'retry_at' end
 if c.op ~= '' then del[#del + 1] = 'op_command' end
+if c.claim ~= '' and can_move(c.status, c.rev, 'Running', to_rev) then
+  local holder = rival(c)
+  if holder then
+    local msg = 'skipped: job ' .. holder .. ', unique with the same name and parameters, has not ended'
+    if c.up ~= '' and string.sub(holder, 1, #c.up + 1) == c.up .. '@' then
+      msg = 'skipped: the execution ' .. holder .. ' of this unique periodic policy has not ended'
+    end
+    move(c, 'Stopped', c.rev, 'skipped', {'check_in', msg, 'check_in_at', math.max(NOW, c.check_in_at)},
+      {'retry_at', 'op_command', 'check_in_seq'})
+    return answer('skipped', {tostring(c.rev), params, c.up, '', snoozes, holder})
+  end
+  take(c)
+end
 if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
 return answer('ok', {tostring(to_rev), params, c.up, '', snoozes})
 `)
@@ -333,7 +413,7 @@ if c.status == to and to_rev == c.rev then return answer('same', {to, tostring(c
 local nset = tonumber(arg(11))
 local set, del = {}, {}
 for i = 12, 11 + 2 * nset do set[#set + 1] = arg(i) end
-for i = 12 + 2 * nset, #ARGV - 12 do del[#del + 1] = arg(i) end
+for i = 12 + 2 * nset, nargs() do del[#del + 1] = arg(i) end
 local retry_at = tonumber(arg(4))
 if retry_at == 0 then retry_at = nil end
 if not move(c, to, to_rev, arg(3), set, del, retry_at) then return answer('refused', {c.status, tostring(c.rev)}) end
@@ -352,24 +432,24 @@ local c = read(KEYS[1])
 if not c then return answer('missing') end
 if c.status ~= 'Running' or c.rev ~= tonumber(arg(1)) then return answer('refused', {c.status}) end
 local at = 0
-for i = 2, #ARGV - 12 do
+for i = 2, nargs() do
   at = checkin(c, arg(i))
   c.check_in_at = at
 end
+renew(c)
 return answer('ok', {tostring(at)})
 `)
 
 // scriptStop stops or cancels a job. A queued job (pending, scheduled or
 // waiting for a retry) leaves its queue and ends Stopped here; a running
 // job is marked and signalled on the signals channel, and its runner ends
-// it. A final job is left alone.
+// it. A final job is left alone. (A unique job's claim goes with the
+// Stopped status, in move.)
 //
-// KEYS: stats, queue, scheduled, retry, unique (the stats key again when
-//
-//	the job is not unique)
+// KEYS: stats, queue, scheduled, retry
 //
 // args: op, pending entry, signals channel
-var scriptStop = redis.NewScript(5, luaPrelude+`
+var scriptStop = redis.NewScript(4, luaPrelude+`
 local c = read(KEYS[1], 'run_at')
 if not c then return answer('missing') end
 local op = arg(1)
@@ -390,12 +470,13 @@ else
   return answer('final', {c.status})
 end
 move(c, 'Stopped', to_rev, stop_reason(op), {'op_command', op}, {'retry_at'})
-if KEYS[5] ~= KEYS[1] and redis.call('get', KEYS[5]) == c.id then redis.call('del', KEYS[5]) end
 return answer('stopped', {tostring(c.rev)})
 `)
 
 // scriptRetry re-runs a job in Error now, in a new revision, with a fresh
 // failure count; a job waiting for an automatic retry leaves the retry set.
+// A unique job takes its claim again, and is refused ('dup', the holder)
+// when another job that has not ended holds it.
 //
 // KEYS: stats, queue, known_jobs, retry
 // args: entry, name, doorbell channel
@@ -403,6 +484,11 @@ var scriptRetry = redis.NewScript(4, luaPrelude+`
 local c = read(KEYS[1])
 if not c then return answer('missing') end
 if c.status ~= 'Error' then return answer('refused', {c.status}) end
+if c.claim ~= '' then
+  local holder = rival(c)
+  if holder then return answer('dup', {holder}) end
+  take(c)
+end
 -- A job waiting for its automatic retry has an entry somewhere: in the
 -- retry set (taken out here and replaced), or already back in its queue
 -- (then it runs from there, and must not be queued twice).

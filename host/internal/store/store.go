@@ -26,6 +26,7 @@ type Store struct {
 	now     func() time.Time
 	execCap int
 	hookCap int
+	claim   time.Duration
 
 	knownMu sync.Mutex
 	knownAt map[string]time.Time // when this store last added a name to known_jobs
@@ -63,6 +64,12 @@ type Options struct {
 	// MaxHookCheckIns bounds the check-in events waiting for delivery per
 	// job (default 1000); status changes are always kept.
 	MaxHookCheckIns int
+	// UniqueTTL is how long the claim of a unique job outlives its last
+	// sign of life (submission, start, check-in, status change; for a job
+	// waiting for its run time, that time), so that the claim of a lost
+	// job expires (default 24h, gocraft/work's). It should exceed the
+	// longest silence of a running job the reaper allows.
+	UniqueTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -87,16 +94,23 @@ func New(pool *redis.Pool, opts Options) *Store {
 	if opts.MaxHookCheckIns <= 0 {
 		opts.MaxHookCheckIns = 1000
 	}
+	if opts.UniqueTTL < time.Second {
+		opts.UniqueTTL = DefaultUniqueTTL
+	}
 	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
-		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns}
+		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns, claim: opts.UniqueTTL}
 }
+
+// DefaultUniqueTTL is the default of Options.UniqueTTL: gocraft/work's 24
+// hours, counted from a unique job's last sign of life.
+const DefaultUniqueTTL = 24 * time.Hour
 
 // env is the environment every script that changes a job takes as its
 // first envArgs ARGV (see luaPrelude), at now.
 func (s *Store) env(now time.Time) []any {
 	return []any{now.UnixMilli(), s.keys.StatsPrefix(), s.keys.ExecutionsPrefix(), s.execCap, s.keys.IndexPrefix(),
 		s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap,
-		secs(s.ttl.Success), secs(s.ttl.Stopped), secs(s.ttl.Error)}
+		secs(s.ttl.Success), secs(s.ttl.Stopped), secs(s.ttl.Error), secs(s.claim)}
 }
 
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
@@ -215,9 +229,11 @@ func (s *Store) ttlOf(st job.Status) int64 {
 
 // Create stores the stats of a new job and makes it visible to workers in
 // the same step: a Generic job is queued, a Scheduled one waits for RunAt.
-// A unique job that duplicates one still queued is refused with
-// *job.ConflictError. A job with an UpstreamJobID becomes one of its
-// parent's executions.
+// A unique job takes its claim (Keys.Unique), which it holds until its
+// final status; a unique job whose claim another job holds (Pending,
+// Scheduled, Running or waiting for a retry) is refused with
+// *job.ConflictError naming that job. A job with an UpstreamJobID becomes
+// one of its parent's executions.
 func (s *Store) Create(ctx context.Context, st *job.Stats) ([]job.Event, error) {
 	fields, err := statsArgs(st)
 	if err != nil {
@@ -238,6 +254,7 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) ([]job.Event, error) 
 			return nil, err
 		}
 		unique = "1"
+		fields = append(fields, fUniqueKey, uniqueKey)
 	}
 	link, parentKey := "0", statsKey
 	if st.UpstreamJobID != "" {
@@ -323,7 +340,13 @@ const (
 	// StoppedOnStart: a job whose stop was asked while its host died ended
 	// Stopped instead of starting.
 	StoppedOnStart
+	// Skipped: a unique job whose claim another job holds (that job has
+	// not ended) ended Stopped instead of starting; Holder names that job.
+	Skipped
 )
+
+// ReasonSkipped is the reason of the event of a skipped start (Skipped).
+const ReasonSkipped job.Reason = "skipped"
 
 // Result of a change.
 type Result struct {
@@ -340,6 +363,8 @@ type Result struct {
 	OP job.Action
 	// Snoozes is how often the job snoozed since it was queued (Start).
 	Snoozes int
+	// Holder is the job that holds the claim of a Skipped job.
+	Holder string
 	// Events are the changes made, in order.
 	Events []job.Event
 }
@@ -355,8 +380,8 @@ func (s *Store) Start(ctx context.Context, id string) (Result, error) {
 		return Result{Outcome: Missing}, nil
 	case "refused":
 		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
-	case "ok", "stopped":
-		if len(a.values) != 5 {
+	case "ok", "stopped", "skipped":
+		if len(a.values) < 5 {
 			break
 		}
 		rev, err := strconv.ParseInt(a.values[0], 10, 64)
@@ -366,8 +391,11 @@ func (s *Store) Start(ctx context.Context, id string) (Result, error) {
 		snoozes, _ := strconv.Atoi(a.values[4])
 		r := Result{Outcome: Moved, OP: job.Action(a.values[3]), Params: []byte(a.values[1]), Events: a.events, Snoozes: snoozes,
 			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, UpstreamJobID: a.values[2]}}
-		if a.tag == "stopped" {
+		switch a.tag {
+		case "stopped":
 			r.Outcome, r.Stats.Status = StoppedOnStart, job.Stopped
+		case "skipped":
+			r.Outcome, r.Stats.Status, r.OP, r.Holder = Skipped, job.Stopped, "", a.values[len(a.values)-1]
 		}
 		return r, nil
 	}
@@ -546,13 +574,7 @@ func (s *Store) Stop(ctx context.Context, st *job.Stats, op job.Action) (StopOut
 	if err != nil {
 		return 0, nil, err
 	}
-	unique := s.keys.Stats(st.ID)
-	if st.Unique {
-		if unique, err = s.keys.Unique(st.Name, nonNil(st.Parameters)); err != nil {
-			return 0, nil, err
-		}
-	}
-	keys := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry(), unique}
+	keys := []any{s.keys.Stats(st.ID), s.keys.Jobs(st.Name), s.keys.Scheduled(), s.keys.Retry()}
 	a, err := s.change(ctx, scriptStop, keys, string(op), ent, s.keys.Signals())
 	if err != nil {
 		return 0, nil, fmt.Errorf("store: %s job %s: %w", op, st.ID, err)
