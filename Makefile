@@ -8,6 +8,9 @@ CORE_SECRET ?= berth-dev-secret
 # Optional configuration file for `make run`; without it Berth uses its
 # defaults and, with no Redis URL, the embedded in-memory backend.
 CONFIG    ?=
+# Where `make run` starts the scanner adapter, and its API key.
+SCANNER_ADDR    ?= 127.0.0.1:8090
+SCANNER_API_KEY ?= berth-dev-scanner-key
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help build run test bench proto lint deps clean
@@ -15,13 +18,17 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## Build bin/berth and every plugin into bin/plugins/.
+build: ## Build bin/berth, bin/scanner (the scanner adapter) and every plugin into bin/plugins/.
 	$(GO) build -o $(BIN)/berth ./host
+	$(GO) build -o $(BIN)/scanner ./plugins/scan/adapter
 	@mkdir -p $(BIN)/plugins
 	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; done
 
-run: build ## Start Berth with its plugins (embedded Redis unless one is configured).
-	CORE_SECRET=$(CORE_SECRET) BERTH_PLUGINS_DIR=$(BIN)/plugins ./$(BIN)/berth $(if $(CONFIG),-c $(CONFIG))
+run: build ## Start Berth with its plugins (embedded Redis unless one is configured), and the scanner adapter beside it.
+	@./$(BIN)/scanner -addr $(SCANNER_ADDR) -api-key $(SCANNER_API_KEY) -advisories plugins/scan/adapter/testdata/advisories & \
+	  scanner=$$!; trap 'kill $$scanner 2>/dev/null' EXIT INT TERM; \
+	  echo "scanner adapter on http://$(SCANNER_ADDR) (API key $(SCANNER_API_KEY))"; \
+	  CORE_SECRET=$(CORE_SECRET) BERTH_PLUGINS_DIR=$(BIN)/plugins ./$(BIN)/berth $(if $(CONFIG),-c $(CONFIG))
 
 test: deps build lint ## Vet, check formatting, and run every test with the race detector.
 	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
