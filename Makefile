@@ -13,7 +13,7 @@ SCANNER_ADDR    ?= 127.0.0.1:8090
 SCANNER_API_KEY ?= berth-dev-scanner-key
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build run test bench proto lint deps clean
+.PHONY: help build run test fuzz bench proto lint deps clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,8 +30,27 @@ run: build ## Start Berth with its plugins (embedded Redis unless one is configu
 	  echo "scanner adapter on http://$(SCANNER_ADDR) (API key $(SCANNER_API_KEY))"; \
 	  CORE_SECRET=$(CORE_SECRET) BERTH_PLUGINS_DIR=$(BIN)/plugins ./$(BIN)/berth $(if $(CONFIG),-c $(CONFIG))
 
-test: deps build lint ## Vet, check formatting, and run every test with the race detector.
+test: deps build lint ## Vet, check formatting, run every test with the race detector, then each fuzz target briefly.
 	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZ_FAST=20000 FUZZ_SLOW=500
+
+# Fuzz targets, as package:target; their seed corpora are in each
+# package's testdata/fuzz (go test runs those as plain tests too). The
+# plugins' Validate targets start a server per input: slower. Budgets are
+# counts of inputs, not durations: Go 1.26's fuzz coordinator can fail a
+# target spuriously with "context deadline exceeded" at the end of a
+# -fuzztime duration (golang/go#75804).
+FUZZ_HOST := host/internal/api:FuzzRequests host/internal/job:FuzzCheck host/internal/job:FuzzValidID \
+	host/internal/periodic:FuzzParse host/internal/redisx:FuzzParseURL
+FUZZ_PLUGINS := $(foreach p,demo scheduler webhook slack replication gc scan,plugins/$(p):FuzzValidate)
+FUZZ_FAST ?= 2000000
+FUZZ_SLOW ?= 20000
+
+fuzz: ## Fuzz each target (FUZZ_FAST / FUZZ_SLOW inputs each; make test runs a short round).
+	@run() { pkg=$${1%%:*}; target=$${1#*:}; echo "fuzz $$pkg $$target, $$2 inputs"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $${2}x ./$$pkg >/tmp/berth-fuzz.log 2>&1 || { cat /tmp/berth-fuzz.log; exit 1; }; }; \
+	for f in $(FUZZ_HOST); do run $$f $(FUZZ_FAST) || exit 1; done; \
+	for f in $(FUZZ_PLUGINS); do run $$f $(FUZZ_SLOW) || exit 1; done
 
 bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 2½ minutes).
 	$(GO) run ./host/internal/bench -out $(BIN)/bench.json
