@@ -51,9 +51,22 @@ type Options struct {
 	// MaxBodyBytes bounds a request body; a larger one is answered 413.
 	// Zero or less means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxParameterBytes bounds a submission's parameters as JSON; larger
+	// ones are a 400. Zero or less means DefaultMaxParameterBytes.
+	MaxParameterBytes int64
+	// MaxConcurrentListings bounds the listing requests served at once
+	// (each holds a page of stats in memory); more wait for a turn while
+	// their caller waits. Zero or less means DefaultMaxConcurrentListings.
+	MaxConcurrentListings int
 	// Now is the clock of the client-error log's rate (time.Now if nil).
 	Now func() time.Time
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxParameterBytes     = 64 << 10
+	DefaultMaxConcurrentListings = 4
+)
 
 // DefaultMaxBodyBytes is the body size limit when Options.MaxBodyBytes is
 // not set.
@@ -71,6 +84,7 @@ func New(b Backend, opts Options) http.Handler {
 		backend:    b,
 		log:        opts.Logger,
 		maxBody:    opts.MaxBodyBytes,
+		maxParams:  opts.MaxParameterBytes,
 		clientErrs: newRateLog(clientErrorsPerMinute, time.Minute, opts.Now),
 	}
 	if s.log == nil {
@@ -79,6 +93,13 @@ func New(b Backend, opts Options) http.Handler {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	if s.maxParams <= 0 {
+		s.maxParams = DefaultMaxParameterBytes
+	}
+	if opts.MaxConcurrentListings <= 0 {
+		opts.MaxConcurrentListings = DefaultMaxConcurrentListings
+	}
+	s.listings = make(chan struct{}, opts.MaxConcurrentListings)
 	if opts.Secret != "" {
 		sum := sha256.Sum256([]byte(opts.Secret))
 		s.secretSum = sum[:]
@@ -106,6 +127,9 @@ type server struct {
 	backend   Backend
 	log       hclog.Logger
 	maxBody   int64
+	maxParams int64
+	// listings holds a token per listing being served.
+	listings  chan struct{}
 	secretSum []byte // SHA-256 of the secret; nil when no secret is set
 	router    *httprouter.Router
 	// clientErrs logs refused requests at a bounded rate.
@@ -120,6 +144,7 @@ type exchange struct {
 	ep     *endpoint  // nil until a route is matched
 	id     string     // the job ID of the path, once checked
 	action job.Action // the requested action, once decoded
+	body   []byte     // the request body, once read
 	status int        // sent status; 0 while nothing was sent
 }
 

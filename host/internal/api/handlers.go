@@ -57,6 +57,9 @@ func (s *server) submit(x *exchange, _ httprouter.Params) error {
 	if err := job.Check(req.Job); err != nil {
 		return err
 	}
+	if err := s.checkParameterSize(x); err != nil {
+		return err
+	}
 	st, err := s.backend.Submit(x.req.Context(), req.Job)
 	if err != nil {
 		return err
@@ -65,6 +68,39 @@ func (s *server) submit(x *exchange, _ httprouter.Params) error {
 		return errors.New("the backend accepted the job but returned no stats")
 	}
 	return sendJSON(x, http.StatusAccepted, job.Envelope{Job: job.RedactStats(st)})
+}
+
+// checkParameterSize refuses parameters larger than s.maxParams as JSON.
+// A body no larger than that cannot hold such parameters, so only a large
+// one is read again.
+func (s *server) checkParameterSize(x *exchange) error {
+	if int64(len(x.body)) <= s.maxParams {
+		return nil
+	}
+	var raw struct {
+		Job *struct {
+			Parameters json.RawMessage `json:"parameters"`
+		} `json:"job"`
+	}
+	if err := json.Unmarshal(x.body, &raw); err != nil || raw.Job == nil {
+		return nil // decoded once already: cannot happen
+	}
+	if n := int64(len(raw.Job.Parameters)); n > s.maxParams {
+		return job.BadRequest(fmt.Sprintf(
+			`"job.parameters" is %d bytes of JSON: at most %d are taken (the service's api.max_parameters_bytes); pass large data by reference, such as a URL`,
+			n, s.maxParams))
+	}
+	return nil
+}
+
+// listing waits for a turn to serve a listing; release gives it back.
+func (s *server) listing(x *exchange) (release func(), err error) {
+	select {
+	case s.listings <- struct{}{}:
+		return func() { <-s.listings }, nil
+	case <-x.req.Context().Done():
+		return nil, x.req.Context().Err()
+	}
 }
 
 // GET /api/v1/jobs
@@ -104,6 +140,11 @@ func (s *server) list(x *exchange, _ httprouter.Params) error {
 		}
 		q.Cursor = c
 	}
+	release, err := s.listing(x)
+	if err != nil {
+		return err
+	}
+	defer release()
 	page, err := s.backend.List(x.req.Context(), q)
 	if err != nil {
 		return err
@@ -181,6 +222,11 @@ func (s *server) executions(x *exchange, ps httprouter.Params) error {
 		}
 		q.NonDeadOnly = b
 	}
+	release, err := s.listing(x)
+	if err != nil {
+		return err
+	}
+	defer release()
 	page, err := s.backend.Executions(x.req.Context(), x.id, q)
 	if err != nil {
 		return err
@@ -243,6 +289,7 @@ func (s *server) decode(x *exchange, v any, example string) error {
 	if err != nil {
 		return &bodyError{err: err, limit: s.maxBody}
 	}
+	x.body = body
 	if isEmpty(body) {
 		return &jsonError{empty: true, example: example}
 	}
@@ -299,25 +346,84 @@ func sendPage(x *exchange, page *job.Page, withCursor bool) error {
 	if page == nil {
 		page = &job.Page{}
 	}
-	list := make([]job.Envelope, 0, len(page.Jobs))
-	for _, st := range page.Jobs {
-		if st != nil {
-			list = append(list, job.Envelope{Job: job.RedactStats(st)})
+	// Up to streamAbove, the answer goes in one piece with its length;
+	// past it, each job is encoded and written in turn, so that the
+	// answer never holds a second copy of a large page in memory.
+	items := make([][]byte, 0, len(page.Jobs))
+	size, rest := 2, len(page.Jobs) // rest: the first job not encoded yet
+	for i, st := range page.Jobs {
+		if size > streamAbove {
+			rest = i
+			break // encoded as it is written, below
 		}
+		if st == nil {
+			continue
+		}
+		b, err := marshal(job.Envelope{Job: job.RedactStats(st)})
+		if err != nil {
+			return err
+		}
+		items = append(items, b)
+		size += len(b) + 1
 	}
-	body, err := marshal(list)
-	if err != nil {
-		return err
-	}
+	h := x.Header()
 	if page.Total >= 0 {
-		x.Header().Set("Total-Count", strconv.FormatInt(page.Total, 10))
+		h.Set("Total-Count", strconv.FormatInt(page.Total, 10))
 	}
 	if withCursor && page.NextCursor != "" {
-		x.Header().Set("Next-Cursor", page.NextCursor)
+		h.Set("Next-Cursor", page.NextCursor)
 	}
-	send(x, http.StatusOK, contentJSON, body)
+	if size <= streamAbove {
+		body := make([]byte, 0, size)
+		body = append(body, '[')
+		for i, b := range items {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, b...)
+		}
+		send(x, http.StatusOK, contentJSON, append(body, ']'))
+		return nil
+	}
+	// A large page goes out as it is encoded (chunked).
+	h.Set("Content-Type", contentJSON)
+	h.Set("X-Content-Type-Options", "nosniff")
+	x.WriteHeader(http.StatusOK)
+	n := 0
+	write := func(b []byte) {
+		if n > 0 {
+			_, _ = x.Write([]byte{','})
+		} else {
+			_, _ = x.Write([]byte{'['})
+		}
+		_, _ = x.Write(b)
+		n++
+	}
+	for _, b := range items {
+		write(b)
+	}
+	for _, st := range page.Jobs[rest:] {
+		if st == nil {
+			continue
+		}
+		b, err := marshal(job.Envelope{Job: job.RedactStats(st)})
+		if err != nil {
+			// Too late for an error answer: end the array so that the
+			// client can tell what it got, and log it.
+			break
+		}
+		write(b)
+	}
+	if n == 0 {
+		_, _ = x.Write([]byte{'['})
+	}
+	_, _ = x.Write([]byte{']'})
 	return nil
 }
+
+// streamAbove is the size of a listing's answer past which it is written
+// as it is encoded rather than in one piece with a Content-Length.
+const streamAbove = 1 << 20
 
 // sendJSON answers v as JSON.
 func sendJSON(x *exchange, status int, v any) error {

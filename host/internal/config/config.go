@@ -97,6 +97,12 @@ type API struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxBodyBytes bounds a request body; a larger one is a 413.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxParameterBytes bounds a submission's parameters as JSON; larger
+	// ones are a 400.
+	MaxParameterBytes int `yaml:"max_parameters_bytes"`
+	// MaxConcurrentListings bounds the listings served at once (each
+	// holds a page of stats in memory); more wait for a turn.
+	MaxConcurrentListings int `yaml:"max_concurrent_listings"`
 	// HideRedisPassword takes the password out of the Redis URL that
 	// GET /api/v1/config shows (to callers with the secret only). Harbor
 	// core dials that URL for its job-queue dashboard, so a Harbor
@@ -178,6 +184,9 @@ type Plugins struct {
 	RestartBackoffMax Duration `yaml:"restart_backoff_max"`
 	// KillTimeout is how long a plugin gets to exit before it is killed.
 	KillTimeout Duration `yaml:"kill_timeout"`
+	// StopGrace is how long a job told to end (stop, cancel, lost lease)
+	// gets to return before its run is cancelled.
+	StopGrace Duration `yaml:"stop_grace"`
 	// GOMAXPROCS is set in each plugin's environment; 0 leaves it to Go.
 	GOMAXPROCS int `yaml:"gomaxprocs"`
 	// JobTimeout bounds one run of any job; 0 means no bound.
@@ -317,6 +326,7 @@ func Default() *Config {
 			StartTimeout:      Duration(10 * time.Second),
 			RestartBackoffMax: Duration(30 * time.Second),
 			KillTimeout:       Duration(5 * time.Second),
+			StopGrace:         Duration(5 * time.Second),
 		},
 		Stats: Stats{
 			SuccessTTL: Duration(24 * time.Hour),
@@ -335,11 +345,13 @@ func Default() *Config {
 			Workers:     8,
 		},
 		API: API{
-			ReadTimeout:    Duration(30 * time.Second),
-			WriteTimeout:   Duration(2 * time.Minute),
-			IdleTimeout:    Duration(2 * time.Minute),
-			MaxConnections: 1024,
-			MaxBodyBytes:   1 << 20,
+			ReadTimeout:           Duration(30 * time.Second),
+			WriteTimeout:          Duration(2 * time.Minute),
+			IdleTimeout:           Duration(2 * time.Minute),
+			MaxConnections:        1024,
+			MaxBodyBytes:          1 << 20,
+			MaxParameterBytes:     64 << 10,
+			MaxConcurrentListings: 4,
 		},
 		Reaper: Reaper{
 			Interval:       Duration(time.Minute),

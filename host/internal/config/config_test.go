@@ -161,6 +161,7 @@ func TestDefault(t *testing.T) {
 		"plugins.start_timeout":                      "10s",
 		"plugins.restart_backoff_max":                "30s",
 		"plugins.kill_timeout":                       "5s",
+		"plugins.stop_grace":                         "5s",
 		"plugins.gomaxprocs":                         "0 (int)",
 		"plugins.job_timeout":                        "0s",
 		"plugins.sha256.len":                         "0",
@@ -192,6 +193,8 @@ func TestDefault(t *testing.T) {
 		"api.max_connections":                        "1024 (int)",
 		"api.max_body_bytes":                         "1048576 (int)",
 		"api.hide_redis_password":                    "false (bool)",
+		"api.max_parameters_bytes":                   "65536 (int)",
+		"api.max_concurrent_listings":                "4 (int)",
 		"LoadWarnings.len":                           "0",
 	}
 	got := flatten(Default())
@@ -281,6 +284,7 @@ func wantFull(cert, key string) *Config {
 			StartTimeout:      Duration(20 * time.Second),
 			RestartBackoffMax: Duration(time.Minute),
 			KillTimeout:       Duration(15 * time.Second),
+			StopGrace:         Duration(20 * time.Second),
 			GOMAXPROCS:        4,
 			JobTimeout:        Duration(2 * time.Hour),
 			SHA256:            map[string]string{"demo": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
@@ -304,7 +308,8 @@ func wantFull(cert, key string) *Config {
 			MaxUpdateHours: 48, MaxDanglingHours: 200},
 		Metric: Metric{Enabled: true, Path: "/prom", Port: 9091, Namespace: "berth", Subsystem: "jobs"},
 		API: API{ReadTimeout: Duration(20 * time.Second), WriteTimeout: Duration(5 * time.Minute), IdleTimeout: Duration(time.Minute),
-			MaxConnections: 4096, MaxBodyBytes: 2 << 20, HideRedisPassword: true},
+			MaxConnections: 4096, MaxBodyBytes: 2 << 20, HideRedisPassword: true,
+			MaxParameterBytes: 128 << 10, MaxConcurrentListings: 8},
 	}
 }
 

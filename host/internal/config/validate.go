@@ -115,6 +115,8 @@ func (c *Config) Validate() error {
 	v.durationRange("api.idle_timeout", c.API.IdleTimeout, time.Second, 0)
 	v.intRange("api.max_connections", c.API.MaxConnections, 16, 1<<20)
 	v.intRange("api.max_body_bytes", c.API.MaxBodyBytes, 4<<10, 1<<30)
+	v.intRange("api.max_parameters_bytes", c.API.MaxParameterBytes, 1<<10, c.API.MaxBodyBytes)
+	v.intRange("api.max_concurrent_listings", c.API.MaxConcurrentListings, 1, 1024)
 	v.positive("reaper.interval", c.Reaper.Interval)
 	v.durationRange("reaper.max_job_duration", c.Reaper.MaxJobDuration, time.Minute, 0)
 	v.durationRange("reaper.dead_after", c.Reaper.DeadAfter, 6*time.Second, 0)

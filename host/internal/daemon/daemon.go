@@ -122,7 +122,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		props["core_url"] = cfg.CoreURL
 	}
 	h.events = events.New()
-	h.runner = runner.New(runner.Options{JobTimeout: cfg.Plugins.JobTimeout.Std(), Logger: h.log.Named("runner")})
+	h.runner = runner.New(runner.Options{JobTimeout: cfg.Plugins.JobTimeout.Std(), StopGrace: cfg.Plugins.StopGrace.Std(),
+		Logger: h.log.Named("runner")})
 	sections, err := cfg.PluginSections(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
@@ -202,7 +203,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	h.hooks.Start(ctx)
 	h.reaper.Start(ctx)
 	h.scheduler.Start(ctx)
-	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api"), MaxBodyBytes: int64(cfg.API.MaxBodyBytes)})); err != nil {
+	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api"), MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
+		MaxParameterBytes: int64(cfg.API.MaxParameterBytes), MaxConcurrentListings: cfg.API.MaxConcurrentListings})); err != nil {
 		return err
 	}
 	h.log.Info("berth is ready", "addr", h.addr.String(), "protocol", cfg.Protocol, "redis", h.backend.Describe(),
