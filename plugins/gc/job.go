@@ -52,6 +52,13 @@ type Settings struct {
 	// DeletesPerSecond bounds the sweep's deletes (0: no bound), to spare
 	// a storage backend that limits its request rate.
 	DeletesPerSecond float64 `json:"deletes_per_second,omitempty" jsonschema:"minimum=0,description=at most this many deletes a second (0: no limit)"`
+	// StorageRoot, RegistryConfig and RegistryURL are used for a job that
+	// names no storage (and no registry URL): Harbor's core submits GC
+	// with its own parameters only, so a drop-in deployment says here
+	// which registry the job service collects.
+	StorageRoot    string `json:"storage_root,omitempty" jsonschema:"description=the storage root of a job that names none"`
+	RegistryConfig string `json:"registry_config,omitempty" jsonschema:"description=the registry config file of a job that names no storage"`
+	RegistryURL    string `json:"registry_url,omitempty" jsonschema:"description=the registry URL of a job that names none"`
 }
 
 // Credential is a login to one registry.
@@ -71,6 +78,14 @@ func (h *holder) configure(s Settings) error {
 	for i, c := range s.Registries {
 		if _, err := parseRegistryURL(c.URL); err != nil {
 			return fmt.Errorf("setting \"registries\" %d: %w", i, err)
+		}
+	}
+	if s.StorageRoot != "" && s.RegistryConfig != "" {
+		return errors.New(`settings "storage_root" and "registry_config" exclude each other: give one`)
+	}
+	if s.RegistryURL != "" {
+		if _, err := parseRegistryURL(s.RegistryURL); err != nil {
+			return fmt.Errorf("setting \"registry_url\" %w", err)
 		}
 	}
 	h.mu.Lock()
@@ -118,7 +133,8 @@ func (Job) Version() string { return "1.0.0" }
 // Validate refuses what no run could collect: neither or both of
 // storage_root and registry_config, a storage that is not a registry's, a
 // registry_url that is not an http or https URL.
-func (Job) Validate(p Params) error {
+func (j Job) Validate(p Params) error {
+	p = j.withDefaults(p)
 	_, err := p.storage(context.Background())
 	if err != nil {
 		return err
@@ -131,13 +147,26 @@ func (Job) Validate(p Params) error {
 	return nil
 }
 
+// withDefaults gives a job that names no storage the configured one, and
+// one without a registry_url the configured URL.
+func (j Job) withDefaults(p Params) Params {
+	s := j.h.load()
+	if p.StorageRoot == "" && p.RegistryConfig == "" {
+		p.StorageRoot, p.RegistryConfig = s.StorageRoot, s.RegistryConfig
+	}
+	if p.RegistryURL == "" {
+		p.RegistryURL = s.RegistryURL
+	}
+	return p
+}
+
 // storage resolves the storage root of p and checks that it holds a
 // registry's storage.
 func (p Params) storage(ctx context.Context) (store, error) {
 	var root, shown string
 	switch {
 	case p.StorageRoot == "" && p.RegistryConfig == "":
-		return store{}, errors.New(`one of parameters "storage_root" and "registry_config" is required: the registry's storage root, or its config file`)
+		return store{}, errors.New(`one of parameters "storage_root" and "registry_config" is required: the registry's storage root, or its config file (or set one in the plugin's settings, plugin_config.gc, for jobs that name none, as Harbor's core submits them)`)
 	case p.StorageRoot != "" && p.RegistryConfig != "":
 		return store{}, errors.New(`parameters "storage_root" and "registry_config" exclude each other: give one`)
 	case p.StorageRoot != "":
@@ -239,6 +268,7 @@ func parseRegistryURL(raw string) (*url.URL, error) {
 // and set as the job's output.
 func (j Job) Run(ctx sdk.Context, p Params) error {
 	settings := j.h.load()
+	p = j.withDefaults(p)
 	log := ctx.Logger()
 	s, err := p.storage(ctx)
 	if err != nil {

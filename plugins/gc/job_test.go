@@ -549,3 +549,53 @@ func TestUnreadableManifestFailsBeforeSweep(t *testing.T) {
 		t.Fatal("the run deleted garbage after a failed mark")
 	}
 }
+
+// Harbor's core submits GC with its own parameters only: the storage and
+// the registry URL then come from the plugin's settings.
+func TestSettingsGiveTheStorageOfAJobThatNamesNone(t *testing.T) {
+	t.Parallel()
+	root := newFixture(t).root
+	harbors := map[string]any{"delete_untagged": true, "dry_run": true, "workers": 2, "time_window": 0, "redis_url_reg": "redis://redis:6379/1"}
+	tests := []struct {
+		name     string
+		settings map[string]any
+		params   map[string]any
+		wantErr  string
+	}{
+		{"StorageRootSetting", map[string]any{"storage_root": root}, harbors, ""},
+		{"RegistryConfigSetting", map[string]any{"registry_config": writeConfig(t, root)}, harbors, ""},
+		{"ParametersWin", map[string]any{"storage_root": "/nonexistent"}, map[string]any{"storage_root": root}, ""},
+		{"NoSetting", nil, harbors, `(or set one in the plugin's settings, plugin_config.gc`},
+		{"SettingNotARegistry", map[string]any{"storage_root": t.TempDir()}, harbors, "does not look like a registry's storage"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			job, config := newPlugin()
+			opts := []sdktest.Option{sdktest.WithPlugin(config)}
+			if tc.settings != nil {
+				opts = append(opts, sdktest.WithConfig(tc.settings))
+			}
+			err := sdktest.Validate(t, job, tc.params, opts...)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+				if res := sdktest.Run(t, job, tc.params, opts...); res.Kind != sdktest.Succeeded {
+					t.Fatalf("Run = %s %v", res.Kind, res.Err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate = %v, want an error with %q", err, tc.wantErr)
+			}
+		})
+	}
+	// Settings that contradict themselves are refused at Configure.
+	if err := (&holder{}).configure(Settings{StorageRoot: root, RegistryConfig: "/x"}); err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("configure with both storage settings = %v", err)
+	}
+	if err := (&holder{}).configure(Settings{RegistryURL: "ftp://r"}); err == nil || !strings.Contains(err.Error(), `setting "registry_url"`) {
+		t.Errorf("configure with a bad registry_url = %v", err)
+	}
+}
