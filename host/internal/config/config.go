@@ -70,8 +70,8 @@ type Config struct {
 	Hooks Hooks `yaml:"hooks"`
 	// Reaper tunes the sweep that re-queues jobs of dead hosts.
 	Reaper Reaper `yaml:"reaper"`
-	// Metric is Harbor's Prometheus endpoint. Read and checked; this
-	// version serves no metrics yet (Warnings says so when it is enabled).
+	// Metric is Harbor's Prometheus endpoint, on a port of its own (see
+	// package metrics for what it serves).
 	Metric Metric `yaml:"metric"`
 	// API bounds what a client of the REST API may cost the host.
 	API API `yaml:"api"`
@@ -478,10 +478,6 @@ func (c *Config) Warnings() []string {
 	w := append([]string(nil), c.LoadWarnings...)
 	if c.Secret == "" {
 		w = append(w, "CORE_SECRET is empty: every API call except GET /api/v1/stats will be refused with 401")
-	}
-	if c.Metric.Enabled {
-		w = append(w, fmt.Sprintf("metric.enabled is true, but this version of Berth serves no Prometheus metrics yet: "+
-			"nothing listens on %s%s", listenAddr(c.BindAddress, c.Metric.Port), c.Metric.Path))
 	}
 	if c.Reaper.MaxDanglingHours != 0 {
 		w = append(w, fmt.Sprintf("reaper.max_dangling_hours (%d) has no effect: it bounds the executions kept in Harbor core's "+

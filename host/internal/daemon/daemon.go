@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/joblog"
 	"github.com/berth-dev/berth/host/internal/jobs"
+	"github.com/berth-dev/berth/host/internal/metrics"
 	"github.com/berth-dev/berth/host/internal/periodic"
 	"github.com/berth-dev/berth/host/internal/pluginhost"
 	"github.com/berth-dev/berth/host/internal/pubsub"
@@ -45,6 +47,9 @@ type Options struct {
 	// Listener, when set, serves the API instead of listening on the
 	// configured port (tests pass a listener on 127.0.0.1:0).
 	Listener net.Listener
+	// MetricsListener, when set, serves the metrics (metric.enabled)
+	// instead of listening on metric.port.
+	MetricsListener net.Listener
 }
 
 // Host is a running Berth host.
@@ -52,6 +57,10 @@ type Host struct {
 	opts Options
 	cfg  *config.Config
 	log  hclog.Logger
+
+	metrics       *metrics.Metrics
+	metricsServer *http.Server
+	metricsAddr   net.Addr
 
 	backend   *redisx.Backend
 	store     *store.Store
@@ -207,6 +216,11 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		MaxParameterBytes: int64(cfg.API.MaxParameterBytes), MaxConcurrentListings: cfg.API.MaxConcurrentListings})); err != nil {
 		return err
 	}
+	if cfg.Metric.Enabled {
+		if err = h.serveMetrics(names); err != nil {
+			return err
+		}
+	}
 	h.log.Info("berth is ready", "addr", h.addr.String(), "protocol", cfg.Protocol, "redis", h.backend.Describe(),
 		"jobs", strings.Join(names, ","), "workers", cfg.WorkerPool.Workers)
 	return nil
@@ -265,6 +279,42 @@ func (h *Host) serve(handler http.Handler) error {
 	return nil
 }
 
+// serveMetrics starts the Prometheus endpoint (package metrics) on its
+// own port.
+func (h *Host) serveMetrics(names []string) error {
+	node, _ := os.Hostname()
+	h.metrics = metrics.New(metrics.Options{
+		Namespace: h.cfg.Metric.Namespace, Subsystem: h.cfg.Metric.Subsystem,
+		Node: node, PoolID: fmt.Sprintf("%s:%d", node, os.Getpid()), Workers: h.cfg.WorkerPool.Workers,
+		Events: h.events, Gauges: h.store.Gauges, Names: names, Plugins: h.plugins.Health,
+	})
+	l := h.opts.MetricsListener
+	if l == nil {
+		addr := net.JoinHostPort(h.cfg.BindAddress, strconv.Itoa(h.cfg.Metric.Port))
+		var err error
+		if l, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("daemon: metrics: listen on %s: %w (set metric.port)", addr, err)
+		}
+	}
+	h.metricsAddr = l.Addr()
+	mux := http.NewServeMux()
+	mux.Handle(h.cfg.Metric.Path, h.metrics.Handler())
+	h.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: h.log.Named("metrics").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	go func() {
+		if err := h.metricsServer.Serve(netutil.LimitListener(l, 64)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("the metrics endpoint failed", "error", err)
+		}
+	}()
+	h.log.Info("serving metrics", "addr", l.Addr().String(), "path", h.cfg.Metric.Path)
+	return nil
+}
+
+// MetricsAddr is the address the metrics endpoint listens on (nil when
+// metric.enabled is false).
+func (h *Host) MetricsAddr() net.Addr { return h.metricsAddr }
+
 // Addr is the address the API listens on.
 func (h *Host) Addr() net.Addr { return h.addr }
 
@@ -296,6 +346,12 @@ func (h *Host) shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = h.server.Shutdown(ctx)
 		cancel()
+	}
+	if h.metricsServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = h.metricsServer.Shutdown(ctx)
+		cancel()
+		h.metrics.Close()
 	}
 	if h.pool != nil {
 		stopped := make(chan struct{})

@@ -92,7 +92,13 @@ func StartWith(t testing.TB, cfg *config.Config) *Host {
 	}
 	logs := &procs.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "berth", Output: logs, Level: hclog.Debug})
-	d := daemon.New(daemon.Options{Config: cfg, Logger: log, Listener: l})
+	opts := daemon.Options{Config: cfg, Logger: log, Listener: l}
+	if cfg.Metric.Enabled {
+		if opts.MetricsListener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := daemon.New(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.Start(ctx); err != nil {
