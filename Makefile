@@ -23,6 +23,7 @@ build: ## Build bin/berth, bin/scanner (the scanner adapter) and every plugin in
 	$(GO) build -o $(BIN)/scanner ./plugins/scan/adapter
 	@mkdir -p $(BIN)/plugins
 	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; done
+	install -m 755 plugins/pydemo/pydemo $(BIN)/plugins/pydemo
 
 run: build ## Start Berth with its plugins (embedded Redis unless one is configured), and the scanner adapter beside it.
 	@./$(BIN)/scanner -addr $(SCANNER_ADDR) -api-key $(SCANNER_API_KEY) -advisories plugins/scan/adapter/testdata/advisories & \
@@ -31,6 +32,8 @@ run: build ## Start Berth with its plugins (embedded Redis unless one is configu
 	  CORE_SECRET=$(CORE_SECRET) BERTH_PLUGINS_DIR=$(BIN)/plugins ./$(BIN)/berth $(if $(CONFIG),-c $(CONFIG))
 
 test: deps build lint ## Vet, check formatting, run every test with the race detector, then each fuzz target briefly.
+	/usr/bin/python3 -m unittest discover -s sdk/python/tests -t sdk/python
+	/usr/bin/python3 -m unittest discover -s plugins/pydemo
 	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZ_FAST=20000 FUZZ_SLOW=500
 
@@ -55,7 +58,7 @@ fuzz: ## Fuzz each target (FUZZ_FAST / FUZZ_SLOW inputs each; make test runs a s
 bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 2½ minutes).
 	$(GO) run ./host/internal/bench -out $(BIN)/bench.json
 
-proto: ## Regenerate sdk/proto and the bench's transport stand-in from their .proto (needs protoc).
+proto: ## Regenerate sdk/proto, sdk/python's modules and the bench's transport stand-in from their .proto (needs protoc).
 	@command -v protoc >/dev/null || { $(SUDO) apt-get install -y protobuf-compiler || { $(SUDO) apt-get update && $(SUDO) apt-get install -y protobuf-compiler; }; }
 	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \
 	       --plugin=protoc-gen-go-grpc=$$($(GO) tool -n protoc-gen-go-grpc) \
@@ -65,6 +68,7 @@ proto: ## Regenerate sdk/proto and the bench's transport stand-in from their .pr
 	       --plugin=protoc-gen-go-grpc=$$($(GO) tool -n protoc-gen-go-grpc) \
 	       -I host/internal/bench/transport --go_out=host/internal/bench/transport --go_opt=paths=source_relative \
 	       --go-grpc_out=host/internal/bench/transport --go-grpc_opt=paths=source_relative host/internal/bench/transport/transport.proto
+	sh sdk/python/generate.sh
 
 lint: ## gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -73,6 +77,9 @@ lint: ## gofmt and go vet.
 
 # Debian packages the tests start real servers from: command=package.
 DEBS := redis-server=redis-server docker-registry=docker-registry
+# Debian's packages of the Python sdk (sdk/python) and plugins/pydemo;
+# Debian's own /usr/bin/python3 runs them (PyPI is not needed).
+PYDEBS := python3-grpcio python3-protobuf python3-cryptography python3-grpc-tools
 
 deps: ## Install what the tests need (Debian's redis-server and docker-registry).
 	@missing=""; for d in $(DEBS); do command -v $${d%%=*} >/dev/null || missing="$$missing $${d#*=}"; done; \
@@ -80,6 +87,9 @@ deps: ## Install what the tests need (Debian's redis-server and docker-registry)
 	    echo "installing Debian's$$missing (the tests start their own servers)"; \
 	    $(SUDO) apt-get install -y $$missing >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y $$missing >/dev/null; } || exit 1; \
 	  fi
+	@/usr/bin/python3 -c 'import grpc, google.protobuf, cryptography, grpc_tools' 2>/dev/null || { \
+	  echo "installing Debian's $(PYDEBS) (the Python sdk and pydemo)"; \
+	  $(SUDO) apt-get install -y $(PYDEBS) >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y $(PYDEBS) >/dev/null; } || exit 1; }
 	@redis-server --version
 	@docker-registry --version
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -180,5 +181,32 @@ func TestAPinnedPluginReplacedWhileRunningIsNotRestarted(t *testing.T) {
 		if p.Name == "demo" && p.Status == pluginhost.PluginUp {
 			t.Errorf("the replaced demo runs again: %+v", p)
 		}
+	}
+}
+
+// A pinned script plugin (Python) starts too: its interpreter opens the
+// checked file through the descriptor the host hands it.
+func TestAPinnedScriptPluginStarts(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("/usr/bin/python3", "-c", "import grpc, google.protobuf, cryptography").Run(); err != nil {
+		t.Skipf("/usr/bin/python3 cannot run the Python sdk (make deps installs Debian's python3-grpcio, python3-protobuf, python3-cryptography): %v", err)
+	}
+	dir := plugintest.Dir(t, "pydemo")
+	b, err := os.ReadFile(plugintest.Binary(t, "pydemo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log := &procs.Buffer{}
+	h, err := pluginhost.Load(ctx, pluginhost.Options{Dir: dir, Callbacks: newRecorder(), RequireChecksums: true,
+		Checksums: map[string]string{"pydemo": fmt.Sprintf("%x", sha256.Sum256(b))},
+		Logger:    hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})})
+	if err != nil {
+		t.Fatalf("Load of a pinned pydemo: %v\n%s", err, log.String())
+	}
+	defer h.Close()
+	if _, ok := h.JobType("PYDEMO"); !ok {
+		t.Fatal("PYDEMO is not served")
 	}
 }

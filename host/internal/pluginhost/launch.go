@@ -90,13 +90,18 @@ type procRunner struct {
 // is not nil, it is that file, open and checked: the process runs it
 // through its descriptor, so that a file swapped since the check is not
 // what runs; the runner closes it once the process has started.
+// pinnedFD is where a pinned plugin's process finds its own file.
+const pinnedFD = "/dev/fd/3"
+
 func newProcRunner(path string, pinned *os.File, env []string, spawn *spawner, log hclog.Logger) (*procRunner, error) {
 	cmd := exec.Command(path)
 	if pinned != nil {
-		// Resolved by the child at exec time, where the descriptor is
-		// still open (close-on-exec closes it only once exec succeeded).
-		cmd = exec.Command(fmt.Sprintf("/proc/self/fd/%d", pinned.Fd()))
+		// The child gets the checked file as descriptor 3 and executes
+		// it from there. Not close-on-exec: an interpreter (a Python
+		// plugin's #! line) opens the script by that name after exec.
+		cmd = exec.Command(pinnedFD)
 		cmd.Args[0] = path
+		cmd.ExtraFiles = []*os.File{pinned}
 	}
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{

@@ -9,7 +9,9 @@
 // serves job types that misbehave on purpose, "features", which shows
 // protocol v2's outcomes, schemas and configuration, "dupdemo", which
 // claims the name DEMO, and "oldproto", which speaks only version 1 of the
-// plugin protocol.
+// plugin protocol. It also knows "pydemo", a Python script that is not
+// built: the repository file itself is used (it finds the Python sdk
+// through its own real path).
 //
 // Tests only: nothing outside tests may import it.
 package plugintest

@@ -26,6 +26,14 @@ var sources = map[string]string{
 	"oldproto":    "host/internal/testkit/plugintest/oldproto",
 }
 
+// scripts maps the plugins that need no build (a Python plugin) to their
+// file, relative to the module root. The file itself is handed out (Dir
+// links to it), not a copy: a script finds its sdk through its own real
+// path (../../sdk/python from plugins/pydemo/pydemo).
+var scripts = map[string]string{
+	"pydemo": "plugins/pydemo/pydemo",
+}
+
 // builds caches one build per plugin name for the life of the test binary.
 var builds sync.Map // name -> *build
 
@@ -39,12 +47,19 @@ type build struct {
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	src, ok := sources[name]
-	if !ok {
+	script, isScript := scripts[name]
+	if !ok && !isScript {
 		t.Fatalf("plugintest: unknown plugin %q", name)
 	}
 	v, _ := builds.LoadOrStore(name, &build{})
 	b := v.(*build)
-	b.once.Do(func() { b.path, b.err = buildPlugin(name, src) })
+	b.once.Do(func() {
+		if isScript {
+			b.path, b.err = scriptPlugin(name, script)
+			return
+		}
+		b.path, b.err = buildPlugin(name, src)
+	})
 	if b.err != nil {
 		t.Fatalf("plugintest: %v", b.err)
 	}
@@ -70,14 +85,39 @@ func ModuleRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
 }
 
-func buildPlugin(name, src string) (string, error) {
+// prebuilt is the plugin of that name in BERTH_TEST_PLUGINS, if any.
+func prebuilt(name string) (string, bool) {
 	if pre := os.Getenv("BERTH_TEST_PLUGINS"); pre != "" {
 		p := filepath.Join(pre, name)
 		if abs, err := filepath.Abs(p); err == nil {
 			if info, err := os.Stat(abs); err == nil && info.Mode().IsRegular() {
-				return abs, nil
+				return abs, true
 			}
 		}
+	}
+	return "", false
+}
+
+// scriptPlugin returns the script plugin's file (or its copy in
+// BERTH_TEST_PLUGINS), once it is sure the host would run it.
+func scriptPlugin(name, file string) (string, error) {
+	if p, ok := prebuilt(name); ok {
+		return p, nil
+	}
+	p := filepath.Join(ModuleRoot(), file)
+	info, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("script plugin %s: %w", name, err)
+	}
+	if !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 || info.Mode().Perm()&0o002 != 0 {
+		return "", fmt.Errorf("script plugin %s: %s has mode %v; the host runs only an executable file that not everyone may change (chmod 755 %s)", name, p, info.Mode(), p)
+	}
+	return p, nil
+}
+
+func buildPlugin(name, src string) (string, error) {
+	if p, ok := prebuilt(name); ok {
+		return p, nil
 	}
 	dir, err := os.MkdirTemp("", "berth-plugintest-")
 	if err != nil {
