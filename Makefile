@@ -18,8 +18,9 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## Build bin/berth, bin/scanner (the scanner adapter) and every plugin into bin/plugins/.
+build: ## Build bin/berth, bin/berthctl, bin/scanner (the scanner adapter) and every plugin into bin/plugins/.
 	$(GO) build -o $(BIN)/berth ./host
+	$(GO) build -o $(BIN)/berthctl ./host/cmd/berthctl
 	$(GO) build -o $(BIN)/scanner ./plugins/scan/adapter
 	@mkdir -p $(BIN)/plugins
 	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p"; $(GO) build -o $(BIN)/plugins/$$p ./plugins/$$p || exit 1; done

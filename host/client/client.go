@@ -21,6 +21,7 @@ type Client struct {
 	http   *http.Client
 	poll   time.Duration
 	header http.Header
+	hook   func(*Answer)
 }
 
 // Option changes a Client.
@@ -32,6 +33,23 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = 
 
 // WithPollInterval sets how often Wait reads a job (default 100ms).
 func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.poll = d } }
+
+// Answer is one answer of the API as it arrived, before it is decoded.
+type Answer struct {
+	// Method and Path are the request's (Path under /api/v1, without the
+	// query).
+	Method, Path string
+	// Status is the HTTP status.
+	Status int
+	Header http.Header
+	// Body is the whole body; the hook must not change it.
+	Body []byte
+}
+
+// WithAnswerHook calls f with every answer of the API, errors included,
+// before the call decodes it, on the goroutine of the call: for a program
+// that shows the API's own JSON (berthctl -o json) or logs the exchanges.
+func WithAnswerHook(f func(*Answer)) Option { return func(c *Client) { c.hook = f } }
 
 // New returns a client of the API at baseURL (http:// or https://, with
 // or without the /api/v1 suffix) that authenticates with secret
@@ -135,6 +153,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return nil, fmt.Errorf("client: %s %s: read the answer: %w", method, path, err)
 	}
+	if c.hook != nil {
+		c.hook(&Answer{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header, Body: raw})
+	}
 	if resp.StatusCode >= 300 {
 		e := &APIError{Status: resp.StatusCode}
 		if json.Unmarshal(raw, &e.ErrorBody) != nil {
@@ -184,6 +205,12 @@ func (c *Client) Act(ctx context.Context, id string, action Action) error {
 
 // Stop asks a job to stop.
 func (c *Client) Stop(ctx context.Context, id string) error { return c.Act(ctx, id, ActionStop) }
+
+// Cancel cancels a job: it ends Stopped and its plugin sees OPCancel.
+func (c *Client) Cancel(ctx context.Context, id string) error { return c.Act(ctx, id, ActionCancel) }
+
+// Retry runs a job in Error again at once, under the same ID.
+func (c *Client) Retry(ctx context.Context, id string) error { return c.Act(ctx, id, ActionRetry) }
 
 // Log returns a job's log (the last max_retrieve_size_mb of it).
 func (c *Client) Log(ctx context.Context, id string) ([]byte, error) {

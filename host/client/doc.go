@@ -3,8 +3,8 @@
 // stats of a job, statuses, kinds, submissions, actions, worker pools,
 // status hook events and error bodies.
 //
-// The berth CLI, the dashboard's tests and any Go program that drives a
-// Berth (or a Harbor job service) use it:
+// berthctl (host/cmd/berthctl), the dashboard's tests and any Go program
+// that drives a Berth (or a Harbor job service) use it:
 //
 //	c, err := client.New("http://localhost:9444", secret)
 //	st, err := c.Submit(ctx, client.RequestJob{Name: "DEMO", Parameters: client.Parameters{"image": "demo"},
@@ -15,7 +15,8 @@
 // JSON they read and write is exactly the JSON the host speaks. Errors
 // from the API are *APIError values; errors.Is matches them against
 // ErrNotFound, ErrBadRequest, ErrUnauthorized, ErrConflict and
-// ErrStatusMismatch.
+// ErrStatusMismatch. WithAnswerHook shows each answer as it came, before
+// it is decoded (berthctl -o json prints them).
 //
 // It talks HTTP only: it never reads Redis and imports nothing of the
 // host's internals.

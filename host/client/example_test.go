@@ -31,3 +31,19 @@ func Example() {
 	log, _ := c.Log(ctx, st.ID)
 	fmt.Printf("%s ended %s\n%s", st.ID, st.Status, log)
 }
+
+// Print the API's own JSON of a job, as berthctl -o json does.
+func ExampleWithAnswerHook() {
+	var last *client.Answer
+	c, err := client.New("http://localhost:9444", "berth-dev-secret",
+		client.WithAnswerHook(func(a *client.Answer) { last = a }))
+	if err != nil {
+		panic(err)
+	}
+	if _, err := c.Get(context.Background(), "0123456789abcdef01234567"); err != nil {
+		fmt.Println(err)
+	}
+	if last != nil {
+		fmt.Printf("%s %s: %d %s\n", last.Method, last.Path, last.Status, last.Body)
+	}
+}
