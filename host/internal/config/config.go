@@ -250,6 +250,10 @@ type Reaper struct {
 	MaxJobDuration Duration `yaml:"max_job_duration"`
 	// DeadAfter: a worker pool whose heartbeat is older is taken as dead
 	// and its jobs are queued again, >= 6s (gocraft/work beats every 5s).
+	// It is also the lease of a running job: the host running it renews the
+	// lease every third of it, gives the run up when it could not renew it
+	// for most of it, and a job whose lease expired is queued again by the
+	// reaper.
 	DeadAfter Duration `yaml:"dead_after"`
 	// MaxUpdateHours is Harbor's name for MaxJobDuration, in hours: when
 	// not 0, Load sets MaxJobDuration from it. Giving both with different

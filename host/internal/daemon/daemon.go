@@ -119,6 +119,9 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		// A silent running job keeps its unique claim until the reaper
 		// fails it (max_job_duration), never less than a day.
 		UniqueTTL: max(store.DefaultUniqueTTL, cfg.Reaper.MaxJobDuration.Std()+cfg.Reaper.Interval.Std()),
+		// A running job's lease: a host silent for dead_after has lost its
+		// runs, as its worker pool is dead then.
+		Lease: cfg.Reaper.DeadAfter.Std(),
 	})
 	if h.logs, err = jobLogs(cfg, h.store, h.opts.Stdout, h.log.Named("joblog")); err != nil {
 		return err

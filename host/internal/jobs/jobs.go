@@ -28,6 +28,10 @@ type Runner interface {
 	Reserve(id string) (release func(), ok bool)
 	Run(ctx context.Context, a runner.Attempt) (runner.Outcome, error)
 	Signal(id string, op job.Action)
+	// Revoke gives the run of job id up at once: this host no longer
+	// holds its lease (the attempt ends runner.LeaseLost). False when no
+	// run was going (its outcome is being recorded).
+	Revoke(id, why string) bool
 	Running() []string
 }
 
@@ -80,6 +84,7 @@ type Controller struct {
 
 	base     context.Context // ends at shutdown
 	shutdown context.CancelFunc
+	leases   *keeper
 }
 
 // New returns a Controller.
@@ -104,7 +109,9 @@ func New(opts Options) *Controller {
 		opts.Events = events.New()
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Controller{opts: opts, st: opts.Store, log: opts.Logger, clk: clock.Or(opts.Clock), base: base, shutdown: cancel}
+	c := &Controller{opts: opts, st: opts.Store, log: opts.Logger, clk: clock.Or(opts.Clock), base: base, shutdown: cancel}
+	c.leases = newKeeper(c)
+	return c
 }
 
 // SetScheduler sets the periodic scheduler to kick when a policy is

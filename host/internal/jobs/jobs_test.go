@@ -57,6 +57,8 @@ type scripted struct {
 	attempts []runner.Attempt
 	signals  []string
 	reserved map[string]bool
+	// onRevoke, when set, is called by Revoke.
+	onRevoke func(id, why string)
 }
 
 func (s *scripted) Reserve(id string) (func(), bool) {
@@ -82,6 +84,17 @@ func (s *scripted) Signal(id string, op job.Action) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.signals = append(s.signals, string(op)+" "+id)
+}
+
+func (s *scripted) Revoke(id, why string) bool {
+	s.mu.Lock()
+	s.signals = append(s.signals, "revoke "+id)
+	on := s.onRevoke
+	s.mu.Unlock()
+	if on != nil {
+		on(id, why)
+	}
+	return on != nil
 }
 
 func (s *scripted) Running() []string { return nil }

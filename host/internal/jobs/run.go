@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/berth-dev/berth/host/internal/backoff"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/joblog"
 	"github.com/berth-dev/berth/host/internal/pluginhost"
@@ -16,9 +17,13 @@ import (
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
-// recordTimeout bounds recording how an attempt ended; it outlives a
-// shutdown.
+// recordTimeout bounds one try at recording how an attempt ended; it
+// outlives a shutdown.
 const recordTimeout = 10 * time.Second
+
+// recordBackoff is the wait between tries at recording how an attempt
+// ended while Redis does not answer.
+var recordBackoff = backoff.Policy{Base: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.25}
 
 // Handle runs one attempt of a job a worker took (the queue's Handler):
 // it starts the attempt in the store, has the runner run it and records
@@ -42,6 +47,7 @@ func (c *Controller) Handle(j queue.Job) error {
 	}
 	defer release()
 
+	sent := c.clk.Now()
 	res, err := c.st.Start(c.base, j.ID)
 	if err != nil {
 		log.Error("cannot mark the job Running", "error", err)
@@ -49,6 +55,9 @@ func (c *Controller) Handle(j queue.Job) error {
 	}
 	c.publish(res.Events)
 	switch res.Outcome {
+	case store.Leased:
+		log.Debug("the job runs on another host, whose lease on it holds; dropping this delivery", "holder", res.Holder)
+		return nil
 	case store.Missing:
 		log.Warn("the job has no stats (expired or never submitted through Berth); dropping it")
 		return nil
@@ -63,6 +72,8 @@ func (c *Controller) Handle(j queue.Job) error {
 			"holder", res.Holder)
 		return nil
 	}
+	// The lease is kept until the outcome is recorded.
+	defer c.leases.hold(j.ID, res.Stats.Revision, sent)()
 	logger, err := c.opts.Logs.Open(j.ID)
 	if err != nil {
 		log.Error("cannot open the job log; the job runs without it", "error", err)
@@ -101,10 +112,13 @@ const DefaultMaxSnoozes = 100
 // retry after a failure, a later run after a snooze. This is the one place
 // that does.
 func (c *Controller) finish(jt pluginhost.JobType, j queue.Job, a runner.Attempt, snoozes int, out runner.Outcome, log lazyLog) {
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	defer cancel()
+	ctx := context.Background()
 	end := store.Change{ID: a.ID, Revision: a.Revision}
 	switch out.Kind {
+	case runner.LeaseLost:
+		a.Log.Log(joblog.Warning, "this host gave the run up: "+out.Lost+"; the job runs again")
+		leaseLost(log, out.Lost)
+		return
 	case runner.Stopped:
 		a.Log.Log(joblog.Info, fmt.Sprintf("the job was asked to %s; it is Stopped", out.Op))
 		end.To, end.Reason = job.Stopped, job.StopReason(out.Op)
@@ -187,18 +201,56 @@ func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Jo
 	c.move(ctx, end, log)
 }
 
-// move records a change and publishes it.
+// move records how an attempt ended and publishes it. While Redis does
+// not answer it tries again, with backoff, until Redis is back: the
+// outcome waits here, on the attempt's own worker, and the attempt keeps
+// its lease meanwhile, so that nobody runs the job again. It gives up only
+// once the host shuts down (after one more try); the job's lease then
+// expires and another host runs it again.
 func (c *Controller) move(ctx context.Context, ch store.Change, log lazyLog) {
-	res, err := c.st.Move(ctx, ch)
-	if err != nil {
-		log.Error("cannot record the end of the attempt", "status", ch.To, "error", err)
-		return
+	var res store.Result
+	for try := 1; ; try++ {
+		tctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		var err error
+		res, err = c.st.Move(tctx, ch)
+		cancel()
+		if err == nil {
+			if try > 1 {
+				log.Info("the end of the attempt is recorded after Redis came back", "status", ch.To, "tries", try)
+			}
+			break
+		}
+		if c.base.Err() != nil {
+			log.Error("cannot record the end of the attempt, and the host shuts down; the job runs again once its lease expires",
+				"status", ch.To, "tries", try, "error", err)
+			return
+		}
+		if !store.Transient(err) && try >= maxRecordTries {
+			log.Error("cannot record the end of the attempt: Redis refuses it; the job runs again once its lease expires",
+				"status", ch.To, "tries", try, "error", err)
+			return
+		}
+		wait := recordBackoff.Delay(try)
+		if try == 1 || try%20 == 0 {
+			log.Warn("cannot record the end of the attempt; trying again until Redis answers", "status", ch.To, "tries", try,
+				"next_in", wait.Round(time.Millisecond), "error", err)
+		}
+		t := c.clk.NewTimer(wait)
+		select {
+		case <-t.C():
+		case <-c.base.Done():
+		}
+		t.Stop()
 	}
 	c.publish(res.Events)
 	if res.Outcome == store.Refused {
 		log.Warn("the end of the attempt was not recorded: the job moved on", "status", ch.To, "current", res.Current)
 	}
 }
+
+// maxRecordTries bounds the tries at recording an outcome that Redis
+// answers with an error that waiting does not mend.
+const maxRecordTries = 3
 
 // requeue queues a job again in a new revision; used at shutdown.
 func (c *Controller) requeue(id string, log lazyLog) {

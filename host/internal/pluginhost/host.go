@@ -415,6 +415,13 @@ type RunRequest struct {
 	Properties map[string]string
 	// Deadline, when set, ends the job's context in the plugin then.
 	Deadline time.Time
+	// Stop, when set, is closed when the job must end (a stop, a cancel,
+	// or the host giving the run up); StopReason then tells the plugin
+	// why. Run tells the plugin right after the start, however early
+	// Stop was closed, so that a stop that comes before the plugin has the
+	// job still ends it at once.
+	Stop       <-chan struct{}
+	StopReason func() proto.StopReason
 }
 
 // RunKind is how an attempt ended inside the plugin.
@@ -475,6 +482,7 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (RunResult, error) {
 	// The run's own callbacks outlive a stop (its last lines still go to
 	// the log), but not the host.
 	r := &run{h: h, s: s, ctx: context.WithoutCancel(ctx), jobID: req.JobID}
+	stop := req.Stop
 	for {
 		msgs, due := in.take()
 		if res, done := r.handle(msgs); done {
@@ -484,6 +492,16 @@ func (h *Host) Run(ctx context.Context, req RunRequest) (RunResult, error) {
 			r.flush()
 		}
 		select {
+		case <-stop:
+			// After the start on the same stream: the plugin has the job.
+			stop = nil
+			reason := proto.StopReason_STOP_REASON_STOP
+			if req.StopReason != nil {
+				reason = req.StopReason()
+			}
+			if err := s.send(&proto.HostMessage{Msg: &proto.HostMessage_Stop{Stop: &proto.Stop{JobId: req.JobID, Reason: reason}}}); err != nil {
+				h.opts.Logger.Debug("could not tell the plugin to stop the job", "job_id", req.JobID, "error", err)
+			}
 		case <-in.notify:
 		case <-s.dead:
 			msgs, _ := in.take()

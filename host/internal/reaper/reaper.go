@@ -14,9 +14,11 @@ import (
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
-// Lifecycle fails the running jobs that show no progress (jobs.Controller).
+// Lifecycle fails the running jobs that show no progress and recovers
+// those whose lease expired (jobs.Controller).
 type Lifecycle interface {
 	FailStale(ctx context.Context, maxSilence time.Duration) (int, error)
+	RecoverLeases(ctx context.Context) (int, error)
 }
 
 // Options configure a Reaper.
@@ -101,7 +103,7 @@ func (r *Reaper) tick(ctx context.Context) time.Duration {
 
 // Result is what a pass did.
 type Result struct {
-	DeadPools, Requeued, Stale, Refired, Pruned int
+	DeadPools, Requeued, Recovered, Stale, Refired, Pruned int
 }
 
 // Pass runs one pass now (without the lock; Start takes it).
@@ -109,6 +111,9 @@ func (r *Reaper) Pass(ctx context.Context) Result {
 	var res Result
 	r.reapPools(ctx, &res)
 	var err error
+	if res.Recovered, err = r.opts.Lifecycle.RecoverLeases(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("cannot look for running jobs whose lease expired", "error", err)
+	}
 	if res.Stale, err = r.opts.Lifecycle.FailStale(ctx, r.opts.MaxJobDuration); err != nil && ctx.Err() == nil {
 		r.log.Warn("cannot look for stale running jobs", "error", err)
 	}
@@ -119,7 +124,7 @@ func (r *Reaper) Pass(ctx context.Context) Result {
 		r.log.Warn("cannot prune the listing indices", "error", err)
 	}
 	if res != (Result{}) {
-		r.log.Info("reaper pass", "dead_pools", res.DeadPools, "requeued", res.Requeued, "stale_jobs", res.Stale,
+		r.log.Info("reaper pass", "dead_pools", res.DeadPools, "requeued", res.Requeued, "lease_expired", res.Recovered, "stale_jobs", res.Stale,
 			"hooks_refired", res.Refired, "index_pruned", res.Pruned)
 	}
 	return res
@@ -159,6 +164,6 @@ func (r *Reaper) reapPools(ctx context.Context, res *Result) {
 
 // String describes a result.
 func (r Result) String() string {
-	return fmt.Sprintf("dead pools %d, requeued %d, stale %d, hooks re-fired %d, index entries pruned %d",
-		r.DeadPools, r.Requeued, r.Stale, r.Refired, r.Pruned)
+	return fmt.Sprintf("dead pools %d, requeued %d, lease expired %d, stale %d, hooks re-fired %d, index entries pruned %d",
+		r.DeadPools, r.Requeued, r.Recovered, r.Stale, r.Refired, r.Pruned)
 }

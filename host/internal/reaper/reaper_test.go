@@ -33,7 +33,9 @@ func setup(t *testing.T) *bundle {
 	srv := redistest.Shared(t)
 	pool := srv.Pool(t)
 	clk := fakeclock.New(time.Unix(1_700_000_000, 0))
-	st := store.New(pool, store.Options{Namespace: srv.Namespace(t), Now: clk.Now})
+	// Leases outlast the tests' fake hours: the jobs' host is alive (the
+	// recovery of expired leases has its own test).
+	st := store.New(pool, store.Options{Namespace: srv.Namespace(t), Now: clk.Now, Lease: 48 * time.Hour})
 	ctl := jobs.New(jobs.Options{Store: st, Runner: runner.New(runner.Options{}), Clock: clk})
 	return &bundle{store: st, jobs: ctl, clock: clk, pool: pool, keys: st.Keys()}
 }
@@ -223,5 +225,42 @@ func TestOnlyOneHostHoldsTheLock(t *testing.T) {
 	}
 	if got != 1 {
 		t.Fatalf("%d hosts took the lock", got)
+	}
+}
+
+// A pass recovers a running job whose lease expired (its host stopped
+// renewing it): it is queued again in a new revision, long before
+// max_job_duration.
+func TestRunningJobWhoseLeaseExpiredIsQueuedAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ns := b.keys.WorkNamespace()
+	gone := store.New(b.pool, store.Options{Namespace: ns[1 : len(ns)-1], Now: b.clock.Now, Holder: "gone", Lease: 10 * time.Second})
+	ctx := context.Background()
+	now := b.store.Now()
+	st := &job.Stats{ID: job.NewID(), Name: "DEMO", Kind: job.Generic, Status: job.Pending, EnqueueTime: now,
+		UpdateTime: now, Revision: now, Parameters: job.Parameters{"image": "demo"}}
+	if _, err := gone.Create(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	b.do(t, "DEL", b.keys.Jobs("DEMO")) // the worker that took it
+	started, err := gone.Start(ctx, st.ID)
+	if err != nil || started.Outcome != store.Moved {
+		t.Fatalf("Start = %+v, %v", started, err)
+	}
+	r := reaper.New(reaper.Options{Store: b.store, Lifecycle: b.jobs, Clock: b.clock, MaxJobDuration: time.Hour})
+	if res := r.Pass(ctx); res.Recovered != 0 {
+		t.Fatalf("a job whose lease holds was recovered: %v", res)
+	}
+	b.clock.Advance(11 * time.Second)
+	if res := r.Pass(ctx); res.Recovered != 1 || res.Stale != 0 {
+		t.Fatalf("pass after the lease expired: %v, want one recovered", res)
+	}
+	got, err := b.store.Get(ctx, st.ID)
+	if err != nil || got.Status != job.Pending || got.Revision <= started.Stats.Revision {
+		t.Fatalf("after the pass: %+v, %v", got, err)
+	}
+	if n, _ := redis.Int(b.do(t, "LLEN", b.keys.Jobs("DEMO")), nil); n != 1 {
+		t.Fatalf("queue holds %d entries, want the recovered job's", n)
 	}
 }

@@ -15,10 +15,11 @@ import (
 	"github.com/berth-dev/berth/sdk/proto"
 )
 
-// Plugins is what the runner needs of the plugin host.
+// Plugins is what the runner needs of the plugin host. A stop reaches the
+// plugin through the run itself (RunRequest.Stop), so that it is told
+// after the start whatever moment it came at.
 type Plugins interface {
 	Run(ctx context.Context, req pluginhost.RunRequest) (pluginhost.RunResult, error)
-	Signal(ctx context.Context, name, jobID string, reason proto.StopReason) (bool, error)
 }
 
 // Reporter takes what a running job reports: the lifecycle owner.
@@ -66,6 +67,10 @@ const (
 	Stopped
 	// Interrupted: the host shut down during the run.
 	Interrupted
+	// LeaseLost: the host gave the run up because it no longer holds the
+	// job's lease (Runner.Revoke): the job may run elsewhere, and how this
+	// run ended is not the job's status.
+	LeaseLost
 )
 
 // Outcome is how an attempt ended.
@@ -75,6 +80,8 @@ type Outcome struct {
 	Err string
 	// Op is the operator's request of a Stopped attempt.
 	Op job.Action
+	// Lost is why a LeaseLost attempt was given up.
+	Lost string
 	// Output is the JSON a successful attempt produced (nil: none).
 	Output []byte
 	// SnoozeFor is the wait a Snoozed attempt asked for.
@@ -107,7 +114,9 @@ type attempt struct {
 	Attempt
 	mu     sync.Mutex
 	op     job.Action
-	signal chan struct{} // closed on the first stop or cancel
+	lost   string        // why the run was given up (Revoke)
+	over   bool          // Run returned
+	signal chan struct{} // closed on the first stop, cancel or revoke
 }
 
 // New returns a Runner. Bind gives it its plugins and reporter before the
@@ -157,7 +166,20 @@ func (r *Runner) Run(ctx context.Context, at Attempt) (Outcome, error) {
 	a.mu.Lock()
 	a.Attempt = at
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.over = true
+		a.mu.Unlock()
+	}()
 
+	select {
+	case <-a.signal:
+		// Stopped (or given up) before the plugin had the job: it never
+		// runs.
+		out, _ := a.ended()
+		return out, nil
+	default:
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	deadline := at.Deadline
@@ -179,11 +201,12 @@ func (r *Runner) Run(ctx context.Context, at Attempt) (Outcome, error) {
 	go r.relay(runCtx, cancel, a, relayDone)
 
 	res, err := r.plugins.Run(runCtx, pluginhost.RunRequest{Name: at.Name, JobID: at.ID, Revision: at.Revision, Attempt: int(at.Number),
-		Parameters: at.Params, Properties: at.Properties, Deadline: deadline})
-	out := Outcome{Op: a.opCommand()}
+		Parameters: at.Params, Properties: at.Properties, Deadline: deadline, Stop: a.signal, StopReason: a.stopReason})
+	out, ended := a.ended()
+	if ended {
+		return out, nil
+	}
 	switch {
-	case out.Op != "":
-		out.Kind = Stopped
 	case ctx.Err() != nil:
 		out.Kind = Interrupted
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
@@ -219,36 +242,54 @@ func outcomeOf(res pluginhost.RunResult) Outcome {
 	return Outcome{Kind: Failed, Err: res.Err}
 }
 
-// relay passes a stop or cancel on to the plugin, which ends the job's
-// context; a job that does not return within StopGrace has its call
-// cancelled.
+// ended is the outcome of an attempt that was stopped, cancelled or given
+// up (Stopped or LeaseLost); false when it was none of these.
+func (a *attempt) ended() (Outcome, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.lost != "":
+		return Outcome{Kind: LeaseLost, Lost: a.lost}, true
+	case a.op != "":
+		return Outcome{Kind: Stopped, Op: a.op}, true
+	}
+	return Outcome{}, false
+}
+
+// stopReason tells the plugin why its job must end.
+func (a *attempt) stopReason() proto.StopReason {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.lost != "":
+		return proto.StopReason_STOP_REASON_SHUTDOWN
+	case a.op == job.ActionCancel:
+		return proto.StopReason_STOP_REASON_CANCEL
+	}
+	return proto.StopReason_STOP_REASON_STOP
+}
+
+// relay bounds a run that was told to end (the plugin hears it through
+// the run, RunRequest.Stop): a job that does not return within StopGrace
+// has its call cancelled.
 func (r *Runner) relay(ctx context.Context, cancel context.CancelCauseFunc, a *attempt, done <-chan struct{}) {
 	select {
 	case <-a.signal:
 	case <-done:
 		return
 	}
-	reason := proto.StopReason_STOP_REASON_STOP
-	if a.opCommand() == job.ActionCancel {
-		reason = proto.StopReason_STOP_REASON_CANCEL
-	}
-	a.mu.Lock()
-	name, id := a.Name, a.ID
-	a.mu.Unlock()
-	sctx, stop := context.WithTimeout(ctx, r.opts.StopGrace)
-	defer stop()
-	if _, err := r.plugins.Signal(sctx, name, id, reason); err != nil {
-		if ctx.Err() == nil {
-			r.log.Warn("could not signal the plugin; cancelling the call", "job_id", id, "error", err)
-		}
-		// Otherwise the run ended meanwhile: nothing to cancel.
-		cancel(fmt.Errorf("job %s", a.opCommand()))
-		return
-	}
+	grace := time.NewTimer(r.opts.StopGrace)
+	defer grace.Stop()
 	select {
-	case <-sctx.Done():
-		cancel(fmt.Errorf("job %s and did not return within %s", a.opCommand(), r.opts.StopGrace))
+	case <-grace.C:
+		why := fmt.Sprintf("job %s", a.opCommand())
+		if lost := a.lostReason(); lost != "" {
+			why = "the run was given up: " + lost
+		}
+		r.log.Warn("the job did not return within the stop grace; cancelling its call", "job_id", a.ID, "grace", r.opts.StopGrace)
+		cancel(fmt.Errorf("%s and did not return within %s", why, r.opts.StopGrace))
 	case <-done:
+	case <-ctx.Done():
 	}
 }
 
@@ -311,11 +352,35 @@ func (r *Runner) Signal(id string, op job.Action) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.op != "" {
+	if a.op != "" || a.lost != "" {
 		return
 	}
 	a.op = op
 	close(a.signal)
+}
+
+// Revoke gives up the run of job id on this host, at once, because the
+// host no longer holds the job's lease (why says how it lost it): the
+// plugin is told to end the job (as at a shutdown), its call is cancelled
+// if it does not return within StopGrace, and the attempt ends LeaseLost
+// whatever the job did. It answers whether it gave a run up: false when
+// the job does not run here, its run is over (its outcome is being
+// recorded) or was given up already.
+func (r *Runner) Revoke(id, why string) bool {
+	a := r.lookup(id)
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lost != "" || a.over {
+		return false
+	}
+	a.lost = why
+	if a.op == "" {
+		close(a.signal)
+	}
+	return true
 }
 
 // OnSignal handles a message of the signals channel ("<op> <id>").
@@ -332,6 +397,12 @@ func (a *attempt) opCommand() job.Action {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.op
+}
+
+func (a *attempt) lostReason() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lost
 }
 
 func cutSpace(s string) (string, string, bool) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,38 +24,41 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const waitLimit = 10 * time.Second
 
 // plugin is the plugin host as the runner sees it: each Run does what run
-// says; Signal is recorded and, unless refuse is set, ends the run.
+// says; a stop (RunRequest.Stop) is recorded with its reason and closes
+// the run's stop channel.
 type plugin struct {
-	run    func(ctx context.Context, req pluginhost.RunRequest, stop <-chan struct{}) (pluginhost.RunResult, error)
-	refuse bool
+	run func(ctx context.Context, req pluginhost.RunRequest, stop <-chan struct{}) (pluginhost.RunResult, error)
 
 	mu      sync.Mutex
 	signals []string
-	stop    chan struct{}
+	runs    int
 }
 
 func (p *plugin) Run(ctx context.Context, req pluginhost.RunRequest) (pluginhost.RunResult, error) {
 	p.mu.Lock()
-	if p.stop == nil {
-		p.stop = make(chan struct{})
-	}
-	stop := p.stop
+	p.runs++
 	p.mu.Unlock()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-req.Stop:
+		case <-done:
+			return
+		}
+		p.mu.Lock()
+		p.signals = append(p.signals, req.StopReason().String()+" "+req.JobID)
+		p.mu.Unlock()
+		close(stop)
+	}()
 	return p.run(ctx, req, stop)
 }
 
-func (p *plugin) Signal(_ context.Context, _, id string, reason proto.StopReason) (bool, error) {
+func (p *plugin) recorded() ([]string, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.signals = append(p.signals, reason.String()+" "+id)
-	if p.refuse {
-		return false, errors.New("the plugin is gone")
-	}
-	if p.stop == nil {
-		p.stop = make(chan struct{})
-	}
-	close(p.stop)
-	return true, nil
+	return slices.Clone(p.signals), p.runs
 }
 
 // reporter records check-ins and launches.
@@ -195,8 +199,8 @@ func TestStopIsRelayedToThePlugin(t *testing.T) {
 			if op == job.ActionCancel {
 				want = "STOP_REASON_CANCEL " + id
 			}
-			if len(p.signals) != 1 || p.signals[0] != want {
-				t.Fatalf("signals %q, want [%s]", p.signals, want)
+			if signals, _ := p.recorded(); len(signals) != 1 || signals[0] != want {
+				t.Fatalf("signals %q, want [%s]", signals, want)
 			}
 		})
 	}
@@ -216,23 +220,97 @@ func TestAStopBeforeTheRunBeginsEndsItAtOnce(t *testing.T) {
 	}
 }
 
-func TestAPluginThatIgnoresTheStopIsCancelledAfterTheGrace(t *testing.T) {
+func TestAStopBeforeTheRunBeginsNeverReachesThePlugin(t *testing.T) {
 	t.Parallel()
-	p := &plugin{refuse: true, run: func(ctx context.Context, _ pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
-		<-ctx.Done()
-		return pluginhost.RunResult{}, context.Cause(ctx)
-	}}
-	r, _ := setup(t, p, Options{StopGrace: time.Hour})
-	done := make(chan Outcome, 1)
+	for _, op := range []string{"stop", "revoke"} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			p := &plugin{run: holding}
+			r, _ := setup(t, p, Options{StopGrace: time.Hour})
+			release, _ := r.Reserve(id)
+			defer release()
+			if op == "stop" {
+				r.Signal(id, job.ActionStop)
+			} else {
+				r.Revoke(id, "lost")
+			}
+			out, err := r.Run(context.Background(), newAttempt())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Outcome{Kind: Stopped, Op: job.ActionStop}
+			if op == "revoke" {
+				want = Outcome{Kind: LeaseLost, Lost: "lost"}
+			}
+			if !reflect.DeepEqual(out, want) {
+				t.Fatalf("outcome %+v, want %+v", out, want)
+			}
+			if _, runs := p.recorded(); runs != 0 {
+				t.Fatalf("the plugin was called %d times for a job stopped before its run", runs)
+			}
+		})
+	}
+}
+
+// A run given up for its lease ends at once: the plugin is told as at a
+// shutdown, and the attempt is LeaseLost whatever the job returned, also
+// when an operator's stop came first.
+func TestRevokeEndsTheRunAsLeaseLost(t *testing.T) {
+	t.Parallel()
+	for _, stopFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("StopFirst=%v", stopFirst), func(t *testing.T) {
+			t.Parallel()
+			p := &plugin{run: holding}
+			r, _ := setup(t, p, Options{StopGrace: time.Hour})
+			release, _ := r.Reserve(id)
+			defer release()
+			done := make(chan Outcome, 1)
+			go func() { out, _ := r.Run(context.Background(), newAttempt()); done <- out }()
+			waitRunning(t, r)
+			if stopFirst {
+				r.Signal(id, job.ActionStop)
+			}
+			r.Revoke(id, "its lease was lost")
+			r.Revoke(id, "twice")
+			r.Signal(id, job.ActionCancel) // too late to matter
+			out := wait(t, done)
+			if out.Kind != LeaseLost || out.Lost != "its lease was lost" {
+				t.Fatalf("outcome %+v, want LeaseLost", out)
+			}
+			// One stop reaches the plugin; after an operator's stop it may
+			// say either reason, as the plugin reads it when it hears the
+			// stop.
+			signals, _ := p.recorded()
+			ok := len(signals) == 1 && signals[0] == "STOP_REASON_SHUTDOWN "+id
+			if stopFirst && len(signals) == 1 && signals[0] == "STOP_REASON_STOP "+id {
+				ok = true
+			}
+			if !ok {
+				t.Fatalf("signals %q, want one stop", signals)
+			}
+		})
+	}
+	// Revoke of a job that does not run here, or whose run is over (its
+	// outcome is being recorded), gives nothing up.
+	r, _ := setup(t, &plugin{run: func(context.Context, pluginhost.RunRequest, <-chan struct{}) (pluginhost.RunResult, error) {
+		return pluginhost.RunResult{}, nil
+	}}, Options{})
+	if r.Revoke("000000000000000000000000", "lost") {
+		t.Fatal("Revoke of a job that does not run here answered true")
+	}
 	release, _ := r.Reserve(id)
 	defer release()
-	go func() { out, _ := r.Run(context.Background(), newAttempt()); done <- out }()
-	waitRunning(t, r)
-	r.Signal(id, job.ActionStop)
-	if out := wait(t, done); out.Kind != Stopped {
-		t.Fatalf("outcome %+v", out)
+	if out, err := r.Run(context.Background(), newAttempt()); err != nil || out.Kind != Succeeded {
+		t.Fatalf("Run = %+v, %v", out, err)
 	}
+	if r.Revoke(id, "lost") {
+		t.Fatal("Revoke of a run that is over answered true")
+	}
+}
 
+func TestAPluginThatIgnoresTheStopIsCancelledAfterTheGrace(t *testing.T) {
+	t.Parallel()
+	done := make(chan Outcome, 1)
 	// A plugin that takes the signal but does not return within the grace.
 	p2 := &plugin{run: func(ctx context.Context, _ pluginhost.RunRequest, _ <-chan struct{}) (pluginhost.RunResult, error) {
 		<-ctx.Done()

@@ -20,6 +20,12 @@
 // releases the claim with the final status and renews its TTL with every
 // other change, so that the claim of a lost job expires.
 //
+// A running job has a lease (Keys.Leases, Keys.LeaseHolders): the start
+// takes it for the store's holder (one per host), the holder renews it,
+// and move drops it with the Running status. A start of a job that another
+// holder's live lease covers is refused (the job runs there), and a job
+// whose lease expired is queued again in a new revision by RecoverLease.
+//
 // gocraft/work's own keys keep gocraft/work's layout (Harbor's dashboard
 // and exporters read them) and reach the scripts as KEYS; Berth writes job
 // entries in gocraft/work's JSON format so that its workers run them

@@ -80,6 +80,16 @@ func (k Keys) Index(kind job.Kind, status job.Status, name string) string {
 	return k.IndexPrefix() + string(kind) + ":" + string(status) + ":" + name
 }
 
+// Leases is the sorted set of the leases of running jobs: a job ID scored
+// by the time (unix ms) its lease expires. The host running the job renews
+// it; a job whose lease expired is recovered by the reaper of any host.
+// The Lua in scripts.go gets it in the environment.
+func (k Keys) Leases() string { return k.prefix + "berth:leases" }
+
+// LeaseHolders is the hash of the holder (a host's lease name) of each
+// lease in Leases.
+func (k Keys) LeaseHolders() string { return k.prefix + "berth:leases:holders" }
+
 // ReaperLock is held by the host doing the reaper's pass.
 func (k Keys) ReaperLock() string { return k.prefix + "berth:reaper:lock" }
 

@@ -13,9 +13,10 @@ import "github.com/gomodule/redigo/redis"
 // time, sets the TTL of a final status, releases a unique job's claim with
 // its final status (and renews it with any other), keeps the job's listing
 // index, trims its parent's executions, queues the status hook event and
-// records the event. A check-in goes through checkin, a new job through
-// insert; the three share event and announce.
-const envArgs = 13
+// records the event, and drops the lease of a job that leaves Running. A
+// check-in goes through checkin, a new job through insert; the three share
+// event and announce.
+const envArgs = 15
 
 // luaPrelude is the shared part of every script that changes a job.
 const luaPrelude = `
@@ -25,7 +26,8 @@ local STATS, EXECS, EXEC_CAP, IDX = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local HOOK_LIST, HOOKS_DUE, HOOKS_CHAN, HOOK_CAP = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
 local TTL = {Success = tonumber(ARGV[10]), Stopped = tonumber(ARGV[11]), Error = tonumber(ARGV[12])}
 local CLAIM_TTL = tonumber(ARGV[13])
-local ENV = 13
+local LEASES, HOLDERS = ARGV[14], ARGV[15]
+local ENV = 15
 local function arg(i) return ARGV[ENV + i] end
 -- nargs is the number of the script's own arguments.
 local function nargs() return #ARGV - ENV end
@@ -184,6 +186,29 @@ local function insert(key, fields, reason)
   return c
 end
 
+-- A running job has a lease (Keys.Leases, Keys.LeaseHolders): its holder
+-- (the host that runs it) renews it; when it expires the job may be
+-- recovered by any host. A start takes it, move drops it with the Running
+-- status.
+
+-- lease_holder is the holder of job id's lease while it has not expired,
+-- else nil.
+local function lease_holder(id)
+  local exp = tonumber(redis.call('zscore', LEASES, id) or '0') or 0
+  if exp <= NOW_MS then return nil end
+  return redis.call('hget', HOLDERS, id) or nil
+end
+
+local function take_lease(id, holder, ms)
+  redis.call('zadd', LEASES, NOW_MS + ms, id)
+  redis.call('hset', HOLDERS, id, holder)
+end
+
+local function drop_lease(id)
+  redis.call('zrem', LEASES, id)
+  redis.call('hdel', HOLDERS, id)
+end
+
 -- move is the one status change of every script: job c (from read) moves
 -- to status to in revision to_rev when can_move allows it, with the extra
 -- fields set (a flat list) and del (a list) deleted. An Error with a
@@ -218,6 +243,8 @@ local function move(c, to, to_rev, reason, set, del, retry_at)
     redis.call('zrem', index(c.kind, from, c.name), c.id)
     redis.call('zadd', index(c.kind, to, c.name), c.score, c.id)
   end
+  -- A run's lease goes with its Running status (a new run takes its own).
+  if from == 'Running' then drop_lease(c.id) end
   c.status, c.rev, c.retry_at = to, to_rev, retry_at or 0
   local ev = event(c, from, from_rev, reason, '', retry_at)
   -- An execution that ends keeps its parent's set of executions trimmed.
@@ -341,15 +368,18 @@ link(KEYS[4], t, arg(4))
 return answer('ok')
 `)
 
-// scriptStart moves a job a worker took to Running: in its revision when
-// it was Pending or Scheduled, in a new revision when it was Running (its
-// host died) or waiting for a retry. A job asked to stop whose host died
-// ends Stopped instead. A unique job takes (or keeps) its claim as it
+// scriptStart moves a job a worker took to Running, taking the run's
+// lease for the holder: in its revision when it was Pending or Scheduled,
+// in a new revision when it was Running (its host died: its lease
+// expired) or waiting for a retry. A Running job whose lease another
+// holder still holds runs there: it is left alone ('leased', the holder).
+// A job asked to stop whose host died ends Stopped instead. A unique job takes (or keeps) its claim as it
 // starts; when another job that has not ended holds it (the execution of
 // a unique policy before this one still runs), the job is skipped: it
 // ends Stopped in its revision, saying so in its check-in, and never runs.
 //
 // KEYS: stats
+// args: lease holder, lease ms
 //
 // It answers {revision, parameters, upstream_job_id, op_command,
 // snoozes} (and, when skipped, the holder of the claim): what the run
@@ -358,6 +388,10 @@ var scriptStart = redis.NewScript(1, luaPrelude+`
 local c = read(KEYS[1], 'parameters', 'snoozes')
 if not c then return answer('missing') end
 local params, snoozes = c.extra[1], c.extra[2]
+if c.status == 'Running' then
+  local holder = lease_holder(c.id)
+  if holder and holder ~= arg(1) then return answer('leased', {holder}) end
+end
 if c.status == 'Running' and c.op ~= '' then
   local op = c.op
   move(c, 'Stopped', c.rev, stop_reason(op), nil, {'retry_at'})
@@ -387,7 +421,36 @@ if c.claim ~= '' and can_move(c.status, c.rev, 'Running', to_rev) then
   take(c)
 end
 if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
+take_lease(c.id, arg(1), tonumber(arg(2)))
 return answer('ok', {tostring(to_rev), params, c.up, '', snoozes})
+`)
+
+// scriptRecoverLease recovers a running job whose lease expired (its
+// holder stopped renewing it: the host died, paused, lost Redis, or no
+// longer runs the job): it is queued again in a new revision (Pending,
+// not announced, as at a shutdown), or, when it was asked to stop, ends
+// Stopped. A lease renewed meanwhile is left alone ('held'); a lease of a
+// job that no longer runs is dropped ('gone').
+//
+// KEYS: stats, queue, known_jobs
+// args: id, entry, name, doorbell channel
+var scriptRecoverLease = redis.NewScript(3, luaPrelude+`
+local id = arg(1)
+local exp = redis.call('zscore', LEASES, id)
+if not exp then return answer('gone') end
+if tonumber(exp) > NOW_MS then return answer('held') end
+local c = read(KEYS[1])
+if not c or c.status ~= 'Running' or arg(2) == '' then
+  drop_lease(id)
+  return answer('gone')
+end
+if c.op ~= '' then
+  move(c, 'Stopped', c.rev, stop_reason(c.op), nil, {'retry_at'})
+  return answer('stopped', {tostring(c.rev)})
+end
+move(c, 'Pending', math.max(NOW, c.rev + 1), 'lease_expired', nil, {'retry_at', 'op_command'})
+push('list', KEYS[2], arg(2), 0, KEYS[3], arg(3), arg(4), '')
+return answer('requeued', {tostring(c.rev)})
 `)
 
 // scriptMove changes a job's status by the rule, sets and deletes fields,
@@ -719,6 +782,27 @@ var scriptFailHook = redis.NewScript(2, `
 if ARGV[3] == '1' then redis.call('hincrby', KEYS[2], ARGV[1], 1) end
 redis.call('zadd', KEYS[1], 'XX', ARGV[2], ARGV[1])
 return 'ok'
+`)
+
+// scriptRenewLeases renews the leases a holder holds: a job's lease is
+// renewed to the given expiry when the holder holds it and the job still
+// runs in the given revision, whether or not it expired meanwhile (nobody
+// recovered it). It answers the IDs of the jobs whose lease is lost.
+//
+// KEYS: leases, lease holders
+// ARGV: holder, expiry (unix ms), stats key prefix, id, revision, ...
+var scriptRenewLeases = redis.NewScript(2, `
+local lost = {}
+for i = 4, #ARGV - 1, 2 do
+  local id, rev = ARGV[i], ARGV[i + 1]
+  local s = redis.call('hmget', ARGV[3] .. id, 'status', 'revision')
+  if redis.call('hget', KEYS[2], id) == ARGV[1] and s[1] == 'Running' and s[2] == rev then
+    redis.call('zadd', KEYS[1], ARGV[2], id)
+  else
+    lost[#lost + 1] = id
+  end
+end
+return lost
 `)
 
 // scriptReapPool re-queues the jobs a dead worker pool had taken (its

@@ -27,6 +27,8 @@ type Store struct {
 	execCap int
 	hookCap int
 	claim   time.Duration
+	holder  string
+	lease   time.Duration
 
 	knownMu sync.Mutex
 	knownAt map[string]time.Time // when this store last added a name to known_jobs
@@ -70,9 +72,19 @@ type Options struct {
 	// job expires (default 24h, gocraft/work's). It should exceed the
 	// longest silence of a running job the reaper allows.
 	UniqueTTL time.Duration
+	// Holder names this host in the leases of the jobs it runs (default: a
+	// random name, new with every Store).
+	Holder string
+	// Lease is how long the lease a start takes lasts; the host running the
+	// job renews it (RenewLeases), and a running job whose lease expired is
+	// recovered (RecoverLease). Default DefaultLease.
+	Lease time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultLease is the default of Options.Lease.
+const DefaultLease = 30 * time.Second
 
 // New returns a Store on pool.
 func New(pool *redis.Pool, opts Options) *Store {
@@ -97,8 +109,15 @@ func New(pool *redis.Pool, opts Options) *Store {
 	if opts.UniqueTTL < time.Second {
 		opts.UniqueTTL = DefaultUniqueTTL
 	}
+	if opts.Holder == "" {
+		opts.Holder = job.NewID()
+	}
+	if opts.Lease < time.Second {
+		opts.Lease = DefaultLease
+	}
 	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
-		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns, claim: opts.UniqueTTL}
+		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns, claim: opts.UniqueTTL,
+		holder: opts.Holder, lease: opts.Lease}
 }
 
 // DefaultUniqueTTL is the default of Options.UniqueTTL: gocraft/work's 24
@@ -110,7 +129,8 @@ const DefaultUniqueTTL = 24 * time.Hour
 func (s *Store) env(now time.Time) []any {
 	return []any{now.UnixMilli(), s.keys.StatsPrefix(), s.keys.ExecutionsPrefix(), s.execCap, s.keys.IndexPrefix(),
 		s.keys.HookEventsPrefix(), s.keys.HooksDue(), s.keys.Hooks(), s.hookCap,
-		secs(s.ttl.Success), secs(s.ttl.Stopped), secs(s.ttl.Error), secs(s.claim)}
+		secs(s.ttl.Success), secs(s.ttl.Stopped), secs(s.ttl.Error), secs(s.claim),
+		s.keys.Leases(), s.keys.LeaseHolders()}
 }
 
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
@@ -343,6 +363,9 @@ const (
 	// Skipped: a unique job whose claim another job holds (that job has
 	// not ended) ended Stopped instead of starting; Holder names that job.
 	Skipped
+	// Leased: the job runs on another host, whose lease on it has not
+	// expired; nothing changed. Holder names that host's lease holder.
+	Leased
 )
 
 // ReasonSkipped is the reason of the event of a skipped start (Skipped).
@@ -363,21 +386,26 @@ type Result struct {
 	OP job.Action
 	// Snoozes is how often the job snoozed since it was queued (Start).
 	Snoozes int
-	// Holder is the job that holds the claim of a Skipped job.
+	// Holder is the job that holds the claim of a Skipped job, or the
+	// lease holder of a Leased one.
 	Holder string
 	// Events are the changes made, in order.
 	Events []job.Event
 }
 
-// Start moves a job that a worker took to Running (see scriptStart).
+// Start moves a job that a worker took to Running, taking its lease for
+// this store's holder (see scriptStart); Leased when another host's lease
+// on the job has not expired.
 func (s *Store) Start(ctx context.Context, id string) (Result, error) {
-	a, err := s.change(ctx, scriptStart, []any{s.keys.Stats(id)})
+	a, err := s.change(ctx, scriptStart, []any{s.keys.Stats(id)}, s.holder, s.lease.Milliseconds())
 	if err != nil {
 		return Result{}, fmt.Errorf("store: start job %s: %w", id, err)
 	}
 	switch a.tag {
 	case "missing":
 		return Result{Outcome: Missing}, nil
+	case "leased":
+		return Result{Outcome: Leased, Current: job.Running, Holder: first(a.values)}, nil
 	case "refused":
 		return Result{Outcome: Refused, Current: job.Status(first(a.values))}, nil
 	case "ok", "stopped", "skipped":

@@ -1,0 +1,123 @@
+package jobs_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/queue"
+	"github.com/berth-dev/berth/host/internal/runner"
+)
+
+// holdUntilRevoked makes the bundle's runs last until they are revoked;
+// the channel gets why.
+func (b *bundle) holdUntilRevoked() <-chan string {
+	why := make(chan string, 1)
+	b.runner.mu.Lock()
+	defer b.runner.mu.Unlock()
+	b.runner.onRevoke = func(_, w string) {
+		select {
+		case why <- w:
+		default:
+		}
+	}
+	b.runner.outcome = func(runner.Attempt) runner.Outcome {
+		w := <-why
+		why <- w
+		return runner.Outcome{Kind: runner.LeaseLost, Lost: w}
+	}
+	return why
+}
+
+// runInBackground has the controller handle a job in a goroutine and
+// waits until its lease is kept (the keeper's timer is armed).
+func (b *bundle) runInBackground(t *testing.T, st *job.Stats) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	timers := b.clock.Timers()
+	go func() { done <- b.ctl.Handle(queue.Job{Name: st.Name, ID: st.ID, EnqueuedAt: st.EnqueueTime}) }()
+	if !b.clock.WaitTimers(timers+1, 10*time.Second) {
+		t.Fatal("the lease keeper armed no timer")
+	}
+	return done
+}
+
+func waitRevoked(t *testing.T, why <-chan string, done <-chan error) string {
+	t.Helper()
+	select {
+	case w := <-why:
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return w
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run was not given up")
+	}
+	return ""
+}
+
+// A host whose clock shows it could not renew a run's lease for most of
+// the lease (it was paused, or Redis did not answer) gives the run up, and
+// does not record its end.
+func TestARunWhoseLeaseWasNotRenewedInTimeIsGivenUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	why := b.holdUntilRevoked()
+	st := b.submit(t, "ONCE", nil)
+	done := b.runInBackground(t, st)
+	b.clock.Advance(b.st.LeaseTTL()) // one late tick, a whole lease after the start
+	w := waitRevoked(t, why, done)
+	if !strings.Contains(w, "not renewed") {
+		t.Fatalf("given up because %q", w)
+	}
+	cur, err := b.st.Get(context.Background(), st.ID)
+	if err != nil || cur.Status != job.Running {
+		t.Fatalf("after the run was given up: %+v, %v; want it Running until its lease is recovered", cur, err)
+	}
+	// The reaper's recovery queues it again once the lease expired.
+	b.clock.Advance(time.Second)
+	n, err := b.ctl.RecoverLeases(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("RecoverLeases = %d, %v", n, err)
+	}
+	if cur, _ := b.st.Get(context.Background(), st.ID); cur.Status != job.Pending || cur.Revision <= st.Revision {
+		t.Fatalf("recovered job %+v", cur)
+	}
+}
+
+// A host whose renewal finds the lease taken (another host recovered the
+// job) gives its run up at once; renewals that succeed keep it.
+func TestARunWhoseLeaseWasTakenIsGivenUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	why := b.holdUntilRevoked()
+	st := b.submit(t, "ONCE", nil)
+	done := b.runInBackground(t, st)
+	every := b.st.LeaseTTL() / 3
+	for i := 0; i < 5; i++ {
+		timers := b.clock.Timers()
+		b.clock.Advance(every)
+		// The keeper renewed and armed its next tick; the run goes on.
+		if !b.clock.WaitTimers(timers, 10*time.Second) {
+			t.Fatal("the keeper stopped")
+		}
+		select {
+		case w := <-why:
+			t.Fatalf("a run whose lease is renewed was given up: %s", w)
+		default:
+		}
+	}
+	// Another host takes the job over (its lease holder is another's).
+	conn := b.pool.Get()
+	_, err := conn.Do("HSET", b.st.Keys().LeaseHolders(), st.ID, "another-host")
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(every)
+	if w := waitRevoked(t, why, done); !strings.Contains(w, "lost") {
+		t.Fatalf("given up because %q", w)
+	}
+}
