@@ -77,12 +77,12 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 # Debian packages the tests start real servers from: command=package.
-DEBS := redis-server=redis-server docker-registry=docker-registry
+DEBS := redis-server=redis-server docker-registry=docker-registry chromium=chromium
 # Debian's packages of the Python sdk (sdk/python) and plugins/pydemo;
 # Debian's own /usr/bin/python3 runs them (PyPI is not needed).
 PYDEBS := python3-grpcio python3-protobuf python3-cryptography python3-grpc-tools
 
-deps: ## Install what the tests need (Debian's redis-server and docker-registry).
+deps: ## Install what the tests need (Debian's redis-server, docker-registry, chromium and the Python sdk's packages).
 	@missing=""; for d in $(DEBS); do command -v $${d%%=*} >/dev/null || missing="$$missing $${d#*=}"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing Debian's$$missing (the tests start their own servers)"; \
@@ -93,6 +93,7 @@ deps: ## Install what the tests need (Debian's redis-server and docker-registry)
 	  $(SUDO) apt-get install -y $(PYDEBS) >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y $(PYDEBS) >/dev/null; } || exit 1; }
 	@redis-server --version
 	@docker-registry --version
+	@chromium --version
 
 clean: ## Remove bin/.
 	rm -rf $(BIN)

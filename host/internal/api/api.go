@@ -60,6 +60,13 @@ type Options struct {
 	MaxConcurrentListings int
 	// Now is the clock of the client-error log's rate (time.Now if nil).
 	Now func() time.Time
+	// Stream configures GET /api/v1/events, the live stream of this
+	// host's job events (stream.go).
+	Stream StreamOptions
+	// Dashboard, if set, serves everything under /dashboard/, without
+	// authentication: it serves static files only, and every data call
+	// they make goes through the API with the secret.
+	Dashboard http.Handler
 }
 
 // Defaults of Options.
@@ -76,6 +83,8 @@ const DefaultMaxBodyBytes = 1 << 20
 const (
 	prefix    = "/api/v1"
 	statsPath = prefix + "/stats"
+	// dashboardPath is where Options.Dashboard is mounted.
+	dashboardPath = "/dashboard"
 )
 
 // New returns the handler of the REST API, which serves /api/v1 from b.
@@ -86,6 +95,8 @@ func New(b Backend, opts Options) http.Handler {
 		maxBody:    opts.MaxBodyBytes,
 		maxParams:  opts.MaxParameterBytes,
 		clientErrs: newRateLog(clientErrorsPerMinute, time.Minute, opts.Now),
+		stream:     newStreamer(opts.Stream),
+		dashboard:  opts.Dashboard,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -134,6 +145,8 @@ type server struct {
 	router    *httprouter.Router
 	// clientErrs logs refused requests at a bounded rate.
 	clientErrs *rateLog
+	stream     *streamer    // nil without Options.Stream.Bus
+	dashboard  http.Handler // nil without Options.Dashboard
 }
 
 // exchange is one request being answered: the response writer, what the
@@ -190,6 +203,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"duration", time.Since(start))
 	}()
 
+	if s.dashboard != nil && (u.Path == dashboardPath || strings.HasPrefix(u.Path, dashboardPath+"/")) {
+		s.dashboard.ServeHTTP(x, r)
+		return
+	}
 	if !((r.Method == http.MethodGet || r.Method == http.MethodHead) && u.Path == statsPath) {
 		if err := s.authenticate(r); err != nil {
 			s.fail(x, err)
@@ -264,7 +281,7 @@ func (s *server) fail(x *exchange, err error) {
 	case rep.clientGone:
 		s.log.Debug("client went away before the answer", "method", x.req.Method,
 			"path", x.req.URL.Path, "error", err)
-	case rep.status >= http.StatusInternalServerError && rep.code != codeUnknownAction:
+	case rep.status >= http.StatusInternalServerError && rep.code != codeUnknownAction && rep.status != http.StatusServiceUnavailable:
 		if _, isPanic := err.(*panicError); !isPanic { // logged with its stack already
 			s.log.Error("request failed", "method", x.req.Method, "path", x.req.URL.Path,
 				"status", rep.status, "code", rep.code, "error", err)

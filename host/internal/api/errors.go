@@ -87,6 +87,7 @@ func classify(x *exchange, err error) reply {
 		mismatch    *job.StatusMismatchError
 		maxBytesErr *http.MaxBytesError
 		marshalErr  marshalError
+		streamsErr  *streamLimitError
 	)
 	switch {
 	case errors.As(err, &authErr):
@@ -106,6 +107,9 @@ func classify(x *exchange, err error) reply {
 		return reply{status: http.StatusNotFound, code: codeNotFound, details: routeErr.Error()}
 	case errors.As(err, &methodErr):
 		return reply{status: http.StatusMethodNotAllowed, code: codeBadRequest, details: methodErr.Error()}
+	case errors.As(err, &streamsErr):
+		// Too many live streams: the service is fine, try again later.
+		return reply{status: http.StatusServiceUnavailable, code: failureCode(x), details: streamsErr.Error()}
 	case errors.As(err, &poolErr):
 		return reply{status: http.StatusInternalServerError, code: codeCheckStats, details: poolErr.Error()}
 	case errors.As(err, &panicErr):
@@ -254,7 +258,7 @@ type routeError struct{ method, path string }
 
 func (e *routeError) Error() string {
 	return fmt.Sprintf("no route serves %s %s: the API's routes are /api/v1/jobs, /api/v1/jobs/<id>, "+
-		"/api/v1/jobs/<id>/log, /api/v1/jobs/<id>/executions, /api/v1/stats and /api/v1/config",
+		"/api/v1/jobs/<id>/log, /api/v1/jobs/<id>/executions, /api/v1/stats, /api/v1/config and /api/v1/events",
 		e.method, clip(e.path))
 }
 

@@ -34,6 +34,7 @@ var endpoints = []*endpoint{
 	{http.MethodGet, statsPath, codeCheckStats, (*server).stats},
 	{http.MethodHead, statsPath, codeCheckStats, (*server).stats}, // a load balancer's probe
 	{http.MethodGet, prefix + "/config", codeHandleJSON, (*server).config},
+	{http.MethodGet, eventsPath, codeMissingBackend, (*server).events}, // Berth's, stream.go
 }
 
 // Examples of accepted bodies, for the messages about bad ones.

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/host/internal/api"
 	"github.com/berth-dev/berth/host/internal/backoff"
 	"github.com/berth-dev/berth/host/internal/config"
+	"github.com/berth-dev/berth/host/internal/dashboard"
 	"github.com/berth-dev/berth/host/internal/due"
 	"github.com/berth-dev/berth/host/internal/events"
 	"github.com/berth-dev/berth/host/internal/hook"
@@ -215,10 +216,20 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	h.hooks.Start(ctx)
 	h.reaper.Start(ctx)
 	h.scheduler.Start(ctx)
+	streamsDone := make(chan struct{}) // closed as the API server shuts down: the event streams end
 	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api"), MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
-		MaxParameterBytes: int64(cfg.API.MaxParameterBytes), MaxConcurrentListings: cfg.API.MaxConcurrentListings})); err != nil {
+		MaxParameterBytes: int64(cfg.API.MaxParameterBytes), MaxConcurrentListings: cfg.API.MaxConcurrentListings,
+		Stream: api.StreamOptions{Bus: h.events, Done: streamsDone, Counts: func(ctx context.Context) (*api.Counts, error) {
+			g, err := h.store.Gauges(ctx, names)
+			if err != nil {
+				return nil, err
+			}
+			return &api.Counts{Jobs: g.Jobs, Queued: g.Queued, Scheduled: g.Scheduled, Retrying: g.Retrying}, nil
+		}},
+		Dashboard: dashboard.New()})); err != nil {
 		return err
 	}
+	h.server.RegisterOnShutdown(func() { close(streamsDone) })
 	if cfg.Metric.Enabled {
 		if err = h.serveMetrics(names); err != nil {
 			return err
