@@ -13,7 +13,7 @@ SCANNER_ADDR    ?= 127.0.0.1:8090
 SCANNER_API_KEY ?= berth-dev-scanner-key
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help build run test fuzz bench proto lint deps clean
+.PHONY: help build run test fuzz chaos bench proto lint deps clean
 
 help: ## List the targets.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,7 @@ test: deps build lint ## Vet, check formatting, run every test with the race det
 	/usr/bin/python3 -m unittest discover -s plugins/pydemo
 	BERTH_TEST_PLUGINS=$(CURDIR)/$(BIN)/plugins $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZ_FAST=20000 FUZZ_SLOW=500
+	$(GO) run ./host/internal/chaos -short -bin $(BIN)
 
 # Fuzz targets, as package:target; their seed corpora are in each
 # package's testdata/fuzz (go test runs those as plain tests too). The
@@ -55,6 +56,9 @@ fuzz: ## Fuzz each target (FUZZ_FAST / FUZZ_SLOW inputs each; make test runs a s
 	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $${2}x ./$$pkg >/tmp/berth-fuzz.log 2>&1 || { cat /tmp/berth-fuzz.log; exit 1; }; }; \
 	for f in $(FUZZ_HOST); do run $$f $(FUZZ_FAST) || exit 1; done; \
 	for f in $(FUZZ_PLUGINS); do run $$f $(FUZZ_SLOW) || exit 1; done
+
+chaos: deps build ## Inject faults into real hosts on real Redis under load; one row per fault (about 4 minutes).
+	$(GO) run ./host/internal/chaos -bin $(BIN)
 
 bench: deps ## Measure Berth against raw gocraft/work on a real Redis (about 2½ minutes).
 	$(GO) run ./host/internal/bench -out $(BIN)/bench.json
@@ -77,7 +81,7 @@ lint: ## gofmt and go vet.
 	$(GO) vet ./...
 
 # Debian packages the tests start real servers from: command=package.
-DEBS := redis-server=redis-server docker-registry=docker-registry chromium=chromium
+DEBS := redis-server=redis-server redis-sentinel=redis-sentinel docker-registry=docker-registry chromium=chromium
 # Debian's packages of the Python sdk (sdk/python) and plugins/pydemo;
 # Debian's own /usr/bin/python3 runs them (PyPI is not needed).
 PYDEBS := python3-grpcio python3-protobuf python3-cryptography python3-grpc-tools
@@ -93,7 +97,7 @@ deps: ## Install what the tests need (Debian's redis-server, docker-registry, ch
 	  $(SUDO) apt-get install -y $(PYDEBS) >/dev/null || { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y $(PYDEBS) >/dev/null; } || exit 1; }
 	@redis-server --version
 	@docker-registry --version
-	@chromium --version
+	@chromium --version 2>/dev/null
 
 clean: ## Remove bin/.
 	rm -rf $(BIN)
