@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +61,7 @@ type Host struct {
 	cfg  *config.Config
 	log  hclog.Logger
 
+	front         *frontHandler
 	metrics       *metrics.Metrics
 	metricsServer *http.Server
 	metricsAddr   net.Addr
@@ -99,6 +102,9 @@ func New(opts Options) *Host {
 func (h *Host) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
+			if h.server != nil {
+				_ = h.server.Close()
+			}
 			h.teardown()
 		}
 	}()
@@ -106,11 +112,15 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	for _, w := range cfg.Warnings() {
 		h.log.Warn(w)
 	}
-	if h.backend, err = redisx.Open(ctx, redisx.Options{
-		URL:         cfg.WorkerPool.RedisPool.RedisURL,
-		IdleTimeout: idleTimeout(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
-		Logger:      h.log.Named("redis"),
-	}); err != nil {
+	// The API listens from the start: until the host is ready, every call
+	// (GET /stats, a load balancer's probe, included) is a 503 that says
+	// what the host waits for.
+	h.front = &frontHandler{}
+	h.front.wait("the host is starting")
+	if err = h.serve(h.front); err != nil {
+		return err
+	}
+	if h.backend, err = h.openRedis(ctx); err != nil {
 		return err
 	}
 	h.store = store.New(h.backend.Pool(), store.Options{
@@ -217,7 +227,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	h.reaper.Start(ctx)
 	h.scheduler.Start(ctx)
 	streamsDone := make(chan struct{}) // closed as the API server shuts down: the event streams end
-	if err = h.serve(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api"), MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
+	h.front.ready(api.New(h.jobs, api.Options{Secret: cfg.Secret, Logger: h.log.Named("api"), MaxBodyBytes: int64(cfg.API.MaxBodyBytes),
 		MaxParameterBytes: int64(cfg.API.MaxParameterBytes), MaxConcurrentListings: cfg.API.MaxConcurrentListings,
 		Stream: api.StreamOptions{Bus: h.events, Done: streamsDone, Counts: func(ctx context.Context) (*api.Counts, error) {
 			g, err := h.store.Gauges(ctx, names)
@@ -226,9 +236,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 			}
 			return &api.Counts{Jobs: g.Jobs, Queued: g.Queued, Scheduled: g.Scheduled, Retrying: g.Retrying}, nil
 		}},
-		Dashboard: dashboard.New()})); err != nil {
-		return err
-	}
+		Dashboard: dashboard.New()}))
 	h.server.RegisterOnShutdown(func() { close(streamsDone) })
 	if cfg.Metric.Enabled {
 		if err = h.serveMetrics(names); err != nil {
@@ -291,6 +299,65 @@ func (h *Host) serve(handler http.Handler) error {
 		}
 	}()
 	return nil
+}
+
+// openRedis connects to Redis, and keeps trying with backoff (1 s
+// doubling to 30 s) while the server cannot be reached, until ctx ends: a
+// host started before its Redis waits for it instead of exiting, and says
+// so in its log and in its 503s. A Redis that answers but refuses (a
+// wrong password) is an error at once.
+func (h *Host) openRedis(ctx context.Context) (*redisx.Backend, error) {
+	opts := redisx.Options{
+		URL:         h.cfg.WorkerPool.RedisPool.RedisURL,
+		IdleTimeout: idleTimeout(h.cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
+		Logger:      h.log.Named("redis"),
+	}
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		b, err := redisx.Open(ctx, opts)
+		if err == nil {
+			return b, nil
+		}
+		if !redisx.Unreachable(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		h.front.wait("Redis cannot be reached yet: " + err.Error())
+		h.log.Warn("Redis cannot be reached; the host waits for it and answers 503 meanwhile",
+			"attempt", attempt, "next_in", wait, "error", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("daemon: gave up waiting for Redis: %w", err)
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// frontHandler is what the API listener serves: 503s while the host
+// starts, then the API.
+type frontHandler struct {
+	api atomic.Pointer[http.Handler]
+	why atomic.Pointer[string]
+}
+
+func (f *frontHandler) wait(why string) { f.why.Store(&why) }
+
+func (f *frontHandler) ready(h http.Handler) { f.api.Store(&h) }
+
+func (f *frontHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := f.api.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	why := "the host is starting"
+	if p := f.why.Load(); p != nil {
+		why = *p
+	}
+	body, _ := json.Marshal(map[string]any{"code": 10004, "message": "check stats of server failed with error", "details": "not ready: " + why})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", "2")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(body)
 }
 
 // serveMetrics starts the Prometheus endpoint (package metrics) on its

@@ -302,6 +302,19 @@ func (e *openError) Error() string {
 
 func (e *openError) Unwrap() error { return e.err }
 
+// Unreachable tells whether err, from Open, says the server could not be
+// reached (refused, timed out, unknown host, no primary known to the
+// sentinels): worth trying again later, unlike a server that answered
+// with an error (a wrong password) or a URL that does not parse.
+func Unreachable(err error) bool {
+	var oe *openError
+	if !errors.As(err, &oe) {
+		return false
+	}
+	var re redis.Error
+	return !errors.As(oe.err, &re)
+}
+
 // hint says what to check for a failed Open.
 func (b *Backend) hint(err error) string {
 	msg := err.Error()
