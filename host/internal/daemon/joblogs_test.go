@@ -64,3 +64,27 @@ func tail(s string, n int) string {
 	}
 	return fmt.Sprintf("...%s", s[len(s)-n:])
 }
+
+// With FILE job logs, a host asked for the log of a job another host ran
+// says so instead of answering an empty log.
+func TestALogAskedOfTheWrongHostSaysWhereItIs(t *testing.T) {
+	t.Parallel()
+	c := hosttest.NewCluster(t, "demo")
+	a := c.Start(t, nil) // each host has a FILE log directory of its own
+	st := a.Submit(t, "DEMO", demo(map[string]any{"hold_seconds": 0, "log_lines": 2}), nil)
+	a.WaitStatus(t, st.ID, job.Success, wait)
+	b := c.Start(t, nil)
+
+	if text := a.LogText(t, st.ID); !strings.Contains(text, "log line 2 of 2") {
+		t.Fatalf("the log on the host that ran the job:\n%s", text)
+	}
+	text := b.LogText(t, st.ID)
+	if !strings.Contains(text, "[WARNING] berth: this host keeps no log of job "+st.ID) || !strings.Contains(text, "REDIS job logger") {
+		t.Errorf("the log asked of another host = %q; want a line that says where it is", text)
+	}
+	// A job that has not started has no log anywhere yet: empty, as in Harbor.
+	later := b.Submit(t, "DEMO", demo(nil), map[string]any{"kind": "Scheduled", "schedule_delay": 3600})
+	if text := b.LogText(t, later.ID); text != "" {
+		t.Errorf("the log of a job that has not started = %q; want it empty", text)
+	}
+}

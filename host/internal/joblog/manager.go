@@ -105,6 +105,13 @@ func (m *Manager) Get(ctx context.Context, jobID string, limit int64) ([]byte, e
 	return b, err
 }
 
+// HostLocal tells whether the logs read back are only this host's (the
+// getter is FILE): a job that ran on another host has no log here.
+func (m *Manager) HostLocal() bool {
+	_, local := m.getter.(*File)
+	return local
+}
+
 // Start runs every sweeper once at once and then every sweepEvery, in a
 // goroutine of its own, until Stop. It returns at once. Calling it while
 // the sweep loop runs does nothing; with no sweeper it starts nothing. It

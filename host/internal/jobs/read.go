@@ -18,12 +18,19 @@ func (c *Controller) Get(ctx context.Context, id string) (*job.Stats, error) {
 }
 
 // Log returns a job's log; a job that exists but has logged nothing has an
-// empty log.
+// empty log. With logs kept per host (FILE), a job that has started but
+// left no log here gets a line that says why it may be elsewhere.
 func (c *Controller) Log(ctx context.Context, id string) ([]byte, error) {
 	b, err := c.opts.Logs.Get(ctx, id, c.opts.LogLimit)
 	if errors.Is(err, joblog.ErrNotFound) {
-		if _, gerr := c.st.Get(ctx, id); gerr != nil {
+		st, gerr := c.st.Get(ctx, id)
+		if gerr != nil {
 			return nil, gerr
+		}
+		if local, ok := c.opts.Logs.(interface{ HostLocal() bool }); ok && local.HostLocal() && st.Status.Code() >= job.Running.Code() {
+			return []byte(fmt.Sprintf("%s [WARNING] berth: this host keeps no log of job %s: it logged nothing here, or it ran on "+
+				"another host, whose FILE job logs this host cannot read; the REDIS job logger keeps every log readable from every host\n",
+				c.clk.Now().UTC().Format("2006-01-02T15:04:05Z"), id)), nil
 		}
 		return []byte{}, nil
 	}
