@@ -73,6 +73,11 @@ const cursorTies = 1_000_000
 // after finding index entries whose stats have expired.
 const maxListRounds = 8
 
+// maxEmptyRounds bounds the rounds of a page that has found nothing yet:
+// a page is not answered empty with a cursor while rounds remain. Each
+// round drops the gone entries it read, so a later listing is faster.
+const maxEmptyRounds = 256
+
 // List returns up to size jobs of the filter, newest submission first,
 // from cursor (0 or "": the start), and the cursor of the next page ("0"
 // when there is none). It reads the listing indices, so a page is full
@@ -130,7 +135,7 @@ func (s *Store) List(ctx context.Context, f Filter, cursor int64, size int) ([]*
 					return nil, 0, fmt.Errorf("store: list jobs: %w", err)
 				}
 			}
-			if round < maxListRounds {
+			if round < maxListRounds || len(out) == 0 && round < maxEmptyRounds {
 				continue // the same cursor again, without the entries that are gone
 			}
 		}

@@ -278,3 +278,30 @@ func TestSubJobsListNewestFirst(t *testing.T) {
 		t.Fatalf("Executions(parent) = %q, want newest first %q", ids(got), want)
 	}
 }
+
+// A page is never empty while the listing goes on: when more entries than
+// a few rounds can clear have lost their stats, List keeps reading.
+func TestListNeverAnswersAnEmptyPageWithACursor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	old := b.newJob(t, nil)
+	putIn(t, b.store, old.ID, inSuccess)
+	*b.now++
+	for range 3 * maxListRounds * 2 {
+		st := b.newJob(t, nil)
+		putIn(t, b.store, st.ID, inSuccess)
+		_, _ = b.do(t, "DEL", b.keys.Stats(st.ID)) // as if it expired
+		*b.now++
+	}
+	jobs, next, err := b.store.List(ctx, Filter{}, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) == 0 && next != 0 {
+		t.Fatalf("an empty page with the cursor %d", next)
+	}
+	if len(jobs) != 1 || jobs[0].ID != old.ID || next != 0 {
+		t.Fatalf("List = %d jobs, next %d; want the one job with stats and the end", len(jobs), next)
+	}
+}
