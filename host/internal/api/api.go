@@ -67,6 +67,9 @@ type Options struct {
 	// authentication: it serves static files only, and every data call
 	// they make goes through the API with the secret.
 	Dashboard http.Handler
+	// Plugins, when set, reports this host's plugins for GET /stats (a
+	// Berth extension field, "plugins").
+	Plugins func() any
 }
 
 // Defaults of Options.
@@ -94,6 +97,7 @@ func New(b Backend, opts Options) http.Handler {
 		log:        opts.Logger,
 		maxBody:    opts.MaxBodyBytes,
 		maxParams:  opts.MaxParameterBytes,
+		plugins:    opts.Plugins,
 		clientErrs: newRateLog(clientErrorsPerMinute, time.Minute, opts.Now),
 		stream:     newStreamer(opts.Stream),
 		dashboard:  opts.Dashboard,
@@ -145,6 +149,7 @@ type server struct {
 	router    *httprouter.Router
 	// clientErrs logs refused requests at a bounded rate.
 	clientErrs *rateLog
+	plugins    func() any
 	stream     *streamer    // nil without Options.Stream.Bus
 	dashboard  http.Handler // nil without Options.Dashboard
 }

@@ -251,7 +251,15 @@ func (s *server) stats(x *exchange, _ httprouter.Params) error {
 	if !healthy {
 		return &noHealthyPoolError{known: len(pools)}
 	}
-	return sendJSON(x, http.StatusOK, job.PoolStats{Pools: pools})
+	if s.plugins == nil {
+		return sendJSON(x, http.StatusOK, job.PoolStats{Pools: pools})
+	}
+	// Berth's extension: the state of this host's plugins (a hung one is
+	// "unresponsive"), beside Harbor's pools.
+	return sendJSON(x, http.StatusOK, struct {
+		job.PoolStats
+		Plugins any `json:"plugins"`
+	}{job.PoolStats{Pools: pools}, s.plugins()})
 }
 
 // GET /api/v1/config

@@ -187,6 +187,13 @@ type Plugins struct {
 	// StopGrace is how long a job told to end (stop, cancel, lost lease)
 	// gets to return before its run is cancelled.
 	StopGrace Duration `yaml:"stop_grace"`
+	// ProbeEvery is how often each plugin process is asked whether it
+	// answers; after ProbeFailures unanswered probes in a row (each
+	// bounded by ProbeTimeout) it is reported unresponsive, killed and
+	// restarted.
+	ProbeEvery    Duration `yaml:"probe_every"`
+	ProbeTimeout  Duration `yaml:"probe_timeout"`
+	ProbeFailures int      `yaml:"probe_failures"`
 	// GOMAXPROCS is set in each plugin's environment; 0 leaves it to Go.
 	GOMAXPROCS int `yaml:"gomaxprocs"`
 	// JobTimeout bounds one run of any job; 0 means no bound.
@@ -331,6 +338,9 @@ func Default() *Config {
 			RestartBackoffMax: Duration(30 * time.Second),
 			KillTimeout:       Duration(5 * time.Second),
 			StopGrace:         Duration(5 * time.Second),
+			ProbeEvery:        Duration(10 * time.Second),
+			ProbeTimeout:      Duration(5 * time.Second),
+			ProbeFailures:     3,
 		},
 		Stats: Stats{
 			SuccessTTL: Duration(24 * time.Hour),

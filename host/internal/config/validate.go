@@ -83,6 +83,10 @@ func (c *Config) Validate() error {
 	v.positive("plugins.start_timeout", c.Plugins.StartTimeout)
 	v.positive("plugins.restart_backoff_max", c.Plugins.RestartBackoffMax)
 	v.positive("plugins.kill_timeout", c.Plugins.KillTimeout)
+	v.positive("plugins.stop_grace", c.Plugins.StopGrace)
+	v.positive("plugins.probe_every", c.Plugins.ProbeEvery)
+	v.positive("plugins.probe_timeout", c.Plugins.ProbeTimeout)
+	v.intRange("plugins.probe_failures", c.Plugins.ProbeFailures, 1, 100)
 	v.intMin("plugins.gomaxprocs", c.Plugins.GOMAXPROCS, 0)
 	v.durationRange("plugins.job_timeout", c.Plugins.JobTimeout, 0, 0)
 

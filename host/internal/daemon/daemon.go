@@ -156,6 +156,7 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		StartTimeout: cfg.Plugins.StartTimeout.Std(), KillTimeout: cfg.Plugins.KillTimeout.Std(),
 		RestartBackoffMax: cfg.Plugins.RestartBackoffMax.Std(), GOMAXPROCS: cfg.Plugins.GOMAXPROCS,
 		Checksums: cfg.Plugins.SHA256, RequireChecksums: cfg.Plugins.RequireSHA256,
+		ProbeEvery: cfg.Plugins.ProbeEvery.Std(), ProbeTimeout: cfg.Plugins.ProbeTimeout.Std(), ProbeFailures: cfg.Plugins.ProbeFailures,
 	}); err != nil {
 		return err
 	}
@@ -236,7 +237,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 			}
 			return &api.Counts{Jobs: g.Jobs, Queued: g.Queued, Scheduled: g.Scheduled, Retrying: g.Retrying}, nil
 		}},
-		Dashboard: dashboard.New()}))
+		Dashboard: dashboard.New(),
+		Plugins:   func() any { return h.plugins.Health() }}))
 	h.server.RegisterOnShutdown(func() { close(streamsDone) })
 	if cfg.Metric.Enabled {
 		if err = h.serveMetrics(names); err != nil {

@@ -41,7 +41,7 @@ var (
 // timeKeys hold unix seconds.
 var timeKeys = map[string]bool{
 	"enqueue_time": true, "update_time": true, "run_at": true, "check_in_at": true, "die_at": true,
-	"revision": true, "started_at": true, "heartbeat_at": true,
+	"revision": true, "started_at": true, "heartbeat_at": true, "since": true,
 }
 
 func newNormalizer(c *hosttest.Cluster, h *hosttest.Host) *normalizer {
@@ -74,6 +74,8 @@ func (n *normalizer) value(key string, v any) any {
 			return "<unix>"
 		case key == "numeric_policy_id" && v > 0 && v == float64(int64(v)):
 			return "<numeric_policy_id>"
+		case key == "pid" && v > 0 && v == float64(int64(v)):
+			return "<pid>"
 		}
 		return v
 	case string:
