@@ -259,9 +259,10 @@ func (h *Host) serve(handler http.Handler) error {
 		}
 	}
 	h.addr = l.Addr()
-	// No client may hold the host: connections beyond the cap wait in the
-	// kernel's backlog, slow or idle ones are closed by the timeouts.
-	l = netutil.LimitListener(l, h.cfg.API.MaxConnections)
+	// No client may hold the host: connections beyond the cap make room
+	// by closing the longest idle one (connLimit; applied last, to the
+	// connections the server sees, TLS ones included).
+	var limit *connLimit
 	h.server = &http.Server{Handler: handler,
 		ReadHeaderTimeout: min(10*time.Second, h.cfg.API.ReadTimeout.Std()),
 		ReadTimeout:       h.cfg.API.ReadTimeout.Std(),
@@ -269,6 +270,7 @@ func (h *Host) serve(handler http.Handler) error {
 		IdleTimeout:       h.cfg.API.IdleTimeout.Std(),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          h.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ConnState:         func(c net.Conn, s http.ConnState) { limit.state(c, s) },
 	}
 	if h.cfg.Protocol == "https" {
 		cert, err := tls.LoadX509KeyPair(h.cfg.HTTPSConfig.Cert, h.cfg.HTTPSConfig.Key)
@@ -292,6 +294,8 @@ func (h *Host) serve(handler http.Handler) error {
 		}
 		l = tls.NewListener(l, tc)
 	}
+	limit = newConnLimit(l, h.cfg.API.MaxConnections)
+	l = limit
 	go func() {
 		if err := h.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			select {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -91,46 +92,85 @@ func TestSlowAndIdleClientsAreCutOff(t *testing.T) {
 	}
 }
 
-// Connections beyond max_connections wait to be accepted instead of
-// using up the host's file descriptors; once others end, they are served.
-func TestConnectionsBeyondTheCapWait(t *testing.T) {
+// Connections beyond max_connections never use up the host's file
+// descriptors. Idle ones (never a request, or idle between keep-alive
+// requests) make room: a flood of them cannot keep a caller out. Only
+// when every held connection is busy with a request does a new one wait.
+func TestConnectionsBeyondTheCap(t *testing.T) {
 	t.Parallel()
 	const limit = 16
 	h := hosttest.NewCluster(t).Start(t, func(cfg *config.Config) {
 		cfg.API.MaxConnections = limit
 		cfg.API.ReadTimeout = config.Duration(time.Minute) // the held connections stay
 	})
-	var held []net.Conn
-	for range limit {
-		c, err := net.Dial("tcp", hostAddr(h))
-		if err != nil {
-			t.Fatal(err)
+
+	t.Run("IdleOnesMakeRoom", func(t *testing.T) {
+		var held []net.Conn
+		for range 4 * limit {
+			c, err := net.Dial("tcp", hostAddr(h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
 		}
-		held = append(held, c)
-	}
-	// Every slot is taken (the host accepts up to the cap): a request now
-	// is not served.
-	client := &http.Client{Timeout: 500 * time.Millisecond}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		client := &http.Client{Timeout: 5 * time.Second}
+		for i := range 3 {
+			resp, err := client.Get(h.URL + "/api/v1/stats")
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("request %d with %d idle connections open: %v, %v", i, len(held), resp, err)
+			}
+			resp.Body.Close()
+		}
+		// The oldest idle connections were closed to make room.
+		_ = held[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := held[0].Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Errorf("the oldest idle connection is still open (%v)", err)
+		}
+	})
+
+	t.Run("BusyOnesMakeNewOnesWait", func(t *testing.T) {
+		var held []net.Conn
+		for range limit {
+			c, err := net.Dial("tcp", hostAddr(h))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A request whose body never ends: the connection is busy.
+			fmt.Fprintf(c, "POST /api/v1/jobs HTTP/1.1\r\nHost: berth\r\nAuthorization: %s\r\nContent-Length: 1000\r\n\r\n{", hosttest.Auth)
+			held = append(held, c)
+		}
+		client := &http.Client{Timeout: 500 * time.Millisecond}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := client.Get(h.URL + "/api/v1/stats")
+			if err != nil {
+				break
+			}
+			resp.Body.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("with %d busy connections held, a request was still served", limit)
+			}
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		client.Timeout = 10 * time.Second
 		resp, err := client.Get(h.URL + "/api/v1/stats")
-		if err != nil {
-			break
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("after the busy connections closed: %v, %v", resp, err)
 		}
 		resp.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("with %d connections held, a request was still served", limit)
-		}
-	}
-	for _, c := range held {
-		c.Close()
-	}
-	client.Timeout = 10 * time.Second
-	resp, err := client.Get(h.URL + "/api/v1/stats")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("after the held connections closed: %v, %v", resp, err)
-	}
-	resp.Body.Close()
+	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // A body over max_body_bytes (1 MiB by default) is a 413 with Harbor's
