@@ -533,7 +533,9 @@ func jobLogs(cfg *config.Config, st *store.Store, stdout io.Writer, log hclog.Lo
 			return nil, fmt.Errorf("daemon: job_loggers: unknown backend %q; use FILE, STD_OUTPUT or REDIS", l.Name)
 		}
 	}
-	return joblog.NewManager(backends, getter, sweepers, time.Hour, log), nil
+	m := joblog.NewManager(backends, getter, sweepers, time.Hour, log)
+	m.ShareLosses(st)
+	return m, nil
 }
 
 // idleTimeout is idle_timeout_second for redisx: 0 means never, as the

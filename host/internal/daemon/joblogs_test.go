@@ -38,7 +38,8 @@ func TestAFullLogDiskLosesLinesNotJobs(t *testing.T) {
 	}
 	f.Close()
 
-	h := hosttest.NewCluster(t, "demo").Start(t, func(c *config.Config) {
+	c := hosttest.NewCluster(t, "demo")
+	h := c.Start(t, func(c *config.Config) {
 		c.JobLoggers = []config.Logger{{Name: config.LoggerFile, Level: "DEBUG", Settings: map[string]any{config.SettingBaseDir: dir}}}
 	})
 	var ids []string
@@ -48,13 +49,27 @@ func TestAFullLogDiskLosesLinesNotJobs(t *testing.T) {
 	for _, id := range ids {
 		h.WaitStatus(t, id, job.Success, 30*time.Second)
 		text := h.LogText(t, id)
-		if !strings.Contains(text, "[WARNING] berth: this log is incomplete: the FILE job logger could not write it on this host") ||
+		if !strings.Contains(text, "[WARNING] berth: this log is incomplete: the FILE job logger could not write it on host") ||
 			!strings.Contains(text, "no space left on device") {
 			t.Errorf("log of %s does not say why it is missing:\n%s", id, text)
 		}
 	}
 	if n := strings.Count(h.Log.String(), "job log entries are being lost"); n != 1 {
 		t.Errorf("the service log warned %d times of lost job logs; want once:\n%s", n, tail(h.Log.String(), 4000))
+	}
+	// Another host reading the same directory says so too: the loss is
+	// kept in Redis.
+	other := c.Start(t, func(cfg *config.Config) {
+		cfg.JobLoggers = []config.Logger{{Name: config.LoggerFile, Level: "DEBUG", Settings: map[string]any{config.SettingBaseDir: dir}}}
+	})
+	for _, id := range ids {
+		deadline := time.Now().Add(wait)
+		for text := other.LogText(t, id); !strings.Contains(text, "[WARNING] berth: this log is incomplete"); text = other.LogText(t, id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log of %s read on another host does not say it is incomplete:\n%s", id, text)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 

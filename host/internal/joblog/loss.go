@@ -1,12 +1,21 @@
 package joblog
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
+
+// LossRecord keeps the losses of job logs where every host can read them
+// (package store, in Redis).
+type LossRecord interface {
+	RecordLogLoss(ctx context.Context, jobID, reason string) error
+	LogLoss(ctx context.Context, jobID string) (string, bool, error)
+}
 
 // failer is a Logger that can tell whether it has lost entries: it could
 // not open or write its storage (a full or read-only disk, Redis gone).
@@ -25,6 +34,8 @@ const maxLost = 4096
 type losses struct {
 	log hclog.Logger
 	now func() time.Time
+	// shared, when set, keeps each loss where every host can read it.
+	shared LossRecord
 
 	mu     sync.Mutex
 	why    map[string]string // job ID -> reason
@@ -39,8 +50,12 @@ func newLosses(log hclog.Logger, now func() time.Time) *losses {
 
 // report records that the job's entries on backend are being lost.
 func (l *losses) report(jobID, backend string, err error) {
-	reason := fmt.Sprintf("the %s job logger could not write it on this host at %s: %v",
-		backend, l.now().UTC().Format(timeLayout), err)
+	host, herr := os.Hostname()
+	if herr != nil || host == "" {
+		host = "(unknown)"
+	}
+	reason := fmt.Sprintf("the %s job logger could not write it on host %s at %s: %v",
+		backend, host, l.now().UTC().Format(timeLayout), err)
 	cause := backend + "\x00" + causeOf(err)
 	l.mu.Lock()
 	if _, seen := l.why[jobID]; !seen {
@@ -54,7 +69,18 @@ func (l *losses) report(jobID, backend string, err error) {
 	l.count[backend]++
 	first := !l.warned[cause]
 	l.warned[cause] = true
+	shared := l.shared
 	l.mu.Unlock()
+	if shared != nil {
+		// Off the job's path: the job must not wait for Redis here.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := shared.RecordLogLoss(ctx, jobID, reason); err != nil {
+				l.log.Debug("cannot record a log loss for the other hosts", "job_id", jobID, "error", err)
+			}
+		}()
+	}
 	if first {
 		l.log.Warn("job log entries are being lost; the jobs still run, and reading such a log says it is incomplete "+
 			"(further losses of this cause are not logged)", "backend", backend, "job_id", jobID, "error", err)

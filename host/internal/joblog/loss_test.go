@@ -110,7 +110,7 @@ func TestLostLogsAreSaidAndWarnedOnce(t *testing.T) {
 				text := string(got)
 				lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 				last := lines[len(lines)-1]
-				if !strings.Contains(last, "[WARNING] berth: this log is incomplete: the FILE job logger could not write it on this host") ||
+				if !strings.Contains(last, "[WARNING] berth: this log is incomplete: the FILE job logger could not write it on host") ||
 					!strings.Contains(last, tc.want) {
 					t.Errorf("log of %s ends with %q; want a WARNING that says %q", id, last, tc.want)
 				}

@@ -97,13 +97,24 @@ func (m *Manager) Get(ctx context.Context, jobID string, limit int64) ([]byte, e
 	} else {
 		b, err = m.getter.Get(ctx, jobID, limit)
 	}
-	if why, lost := m.losses.reason(jobID); lost && (err == nil || errors.Is(err, ErrNotFound)) {
+	why, lost := m.losses.reason(jobID)
+	if !lost && m.losses.shared != nil && (err == nil || errors.Is(err, ErrNotFound)) {
+		// Another host may have lost it.
+		if r, ok, rerr := m.losses.shared.LogLoss(ctx, jobID); rerr == nil && ok {
+			why, lost = r, true
+		}
+	}
+	if lost && (err == nil || errors.Is(err, ErrNotFound)) {
 		// Say so where the reader looks: after what was kept.
 		note := appendEntry(nil, time.Now(), Warning, "berth: this log is incomplete: "+why)
 		return append(b, note...), nil
 	}
 	return b, err
 }
+
+// ShareLosses makes the losses of job logs known to every host through r
+// (call it before the first Open).
+func (m *Manager) ShareLosses(r LossRecord) { m.losses.shared = r }
 
 // HostLocal tells whether the logs read back are only this host's (the
 // getter is FILE): a job that ran on another host has no log here.

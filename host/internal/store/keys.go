@@ -50,6 +50,10 @@ func (k Keys) Policies() string { return k.prefix + "berth:policies" }
 // JobLog is the key of a job's log in Redis (the REDIS job logger).
 func (k Keys) JobLog(id string) string { return k.prefix + "berth:log:" + id }
 
+// LogLoss says why a job's log is incomplete (a host could not write it),
+// for every host that reads the log.
+func (k Keys) LogLoss(id string) string { return k.prefix + "berth:log_loss:" + id }
+
 // HookEventsPrefix is the prefix of the lists of a job's undelivered
 // status hook events: HookEventsPrefix()+id.
 func (k Keys) HookEventsPrefix() string { return k.prefix + "berth:hook:" }
