@@ -35,6 +35,8 @@ type hostOpts struct {
 	// logger); empty: the REDIS logger, so that every host serves every
 	// job's log.
 	fileLogs string
+	// replicaAcks: worker_pool.redis_pool.replica_acks.
+	replicaAcks int
 }
 
 // berthHost is a bin/berth process.
@@ -66,6 +68,7 @@ worker_pool:
   redis_pool:
     redis_url: %q
     namespace: %q
+    replica_acks: %d
 job_loggers:
 %s
 loggers:
@@ -82,7 +85,7 @@ hooks:
 reaper:
   interval: %s
   dead_after: %s
-`, port, pluginsDir, o.redisURL, o.namespace, loggers, reaperInterval, deadAfter)
+`, port, pluginsDir, o.redisURL, o.namespace, o.replicaAcks, loggers, reaperInterval, deadAfter)
 }
 
 // startHost writes the config of a host and starts it; it does not wait

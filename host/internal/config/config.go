@@ -150,6 +150,14 @@ type RedisPool struct {
 	// A Redis URL's ?idle_timeout_seconds=N wins over it, as in Harbor
 	// (whose installer writes both): Load then sets it to N.
 	IdleTimeoutSecond int `yaml:"idle_timeout_second"`
+	// ReplicaAcks, when above 0, makes every change to a job wait until
+	// that many replicas have it (Redis WAIT, at most a second) before it
+	// counts as done: a submission is then only accepted once a replica
+	// holds it, and a Sentinel failover cannot lose it. A change that is
+	// not confirmed in time is an error (a submission answers 500 and may
+	// exist: submit it unique to retry safely). 0 (default) waits for no
+	// replica.
+	ReplicaAcks int `yaml:"replica_acks"`
 }
 
 // Logger is one log backend.

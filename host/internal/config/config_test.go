@@ -137,6 +137,7 @@ func TestDefault(t *testing.T) {
 		"worker_pool.redis_pool.redis_url":           " (string)",
 		"worker_pool.redis_pool.namespace":           "berth_job_service_namespace (string)",
 		"worker_pool.redis_pool.idle_timeout_second": "3600 (int)",
+		"worker_pool.redis_pool.replica_acks":        "0 (int)",
 		"job_loggers.len":                            "1",
 		"job_loggers[0].name":                        "FILE (string)",
 		"job_loggers[0].level":                       "INFO (string)",
@@ -254,6 +255,7 @@ func wantFull(cert, key string) *Config {
 				RedisURL:          "redis://:change-me@redis:6379/1",
 				Namespace:         "berth_prod",
 				IdleTimeoutSecond: 600,
+				ReplicaAcks:       1,
 			},
 		},
 		JobLoggers: []Logger{

@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	v.positive("plugins.restart_backoff_max", c.Plugins.RestartBackoffMax)
 	v.positive("plugins.kill_timeout", c.Plugins.KillTimeout)
 	v.positive("plugins.stop_grace", c.Plugins.StopGrace)
+	v.intRange("worker_pool.redis_pool.replica_acks", c.WorkerPool.RedisPool.ReplicaAcks, 0, 16)
 	v.positive("plugins.probe_every", c.Plugins.ProbeEvery)
 	v.positive("plugins.probe_timeout", c.Plugins.ProbeTimeout)
 	v.intRange("plugins.probe_failures", c.Plugins.ProbeFailures, 1, 100)

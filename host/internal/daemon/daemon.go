@@ -132,7 +132,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		UniqueTTL: max(store.DefaultUniqueTTL, cfg.Reaper.MaxJobDuration.Std()+cfg.Reaper.Interval.Std()),
 		// A running job's lease: a host silent for dead_after has lost its
 		// runs, as its worker pool is dead then.
-		Lease: cfg.Reaper.DeadAfter.Std(),
+		Lease:       cfg.Reaper.DeadAfter.Std(),
+		ReplicaAcks: cfg.WorkerPool.RedisPool.ReplicaAcks,
 	})
 	if h.logs, err = jobLogs(cfg, h.store, h.opts.Stdout, h.log.Named("joblog")); err != nil {
 		return err

@@ -20,6 +20,8 @@ type TTLs struct {
 
 // Store reads and changes jobs in Redis.
 type Store struct {
+	acks    int           // replicas each change waits for
+	ackWait time.Duration // at most this long
 	pool    *redis.Pool
 	keys    Keys
 	ttl     TTLs
@@ -79,8 +81,22 @@ type Options struct {
 	// job renews it (RenewLeases), and a running job whose lease expired is
 	// recovered (RecoverLease). Default DefaultLease.
 	Lease time.Duration
+	// ReplicaAcks, when above 0, makes every change wait (Redis WAIT, at
+	// most ReplicaTimeout, default 1s) until that many replicas hold it;
+	// a change not confirmed in time fails with a *NotReplicatedError.
+	ReplicaAcks    int
+	ReplicaTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// NotReplicatedError is a change that Redis applied but fewer replicas
+// than Options.ReplicaAcks confirmed in time: a failover could lose it.
+// It is transient: the change is safe to make again.
+type NotReplicatedError struct{ Want, Got int }
+
+func (e *NotReplicatedError) Error() string {
+	return fmt.Sprintf("store: %d of the %d Redis replicas asked for confirmed the change in time: a failover could lose it", e.Got, e.Want)
 }
 
 // DefaultLease is the default of Options.Lease.
@@ -115,7 +131,10 @@ func New(pool *redis.Pool, opts Options) *Store {
 	if opts.Lease < time.Second {
 		opts.Lease = DefaultLease
 	}
-	return &Store{pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
+	if opts.ReplicaTimeout <= 0 {
+		opts.ReplicaTimeout = time.Second
+	}
+	return &Store{acks: opts.ReplicaAcks, ackWait: opts.ReplicaTimeout, pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
 		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns, claim: opts.UniqueTTL,
 		holder: opts.Holder, lease: opts.Lease}
 }
@@ -179,6 +198,15 @@ func (s *Store) change(ctx context.Context, script *redis.Script, keys []any, ar
 	reply, err := redis.Values(script.DoContext(ctx, conn, all...))
 	if err != nil {
 		return answer{}, err
+	}
+	if s.acks > 0 {
+		n, err := redis.Int(redis.DoContext(conn, ctx, "WAIT", s.acks, s.ackWait.Milliseconds()))
+		if err != nil {
+			return answer{}, fmt.Errorf("store: wait for the replicas: %w", err)
+		}
+		if n < s.acks {
+			return answer{}, &NotReplicatedError{Want: s.acks, Got: n}
+		}
 	}
 	return decodeAnswer(reply)
 }
