@@ -54,6 +54,12 @@ func GRPCCallOptions() []grpc.CallOption {
 // started it is still alive; a plugin whose host is gone exits by itself.
 const ParentCheckInterval = 250 * time.Millisecond
 
+// FrozenHostAfter is how long a plugin's host may be stopped (SIGSTOP)
+// before the plugin gives up its runs: well under the shortest lease
+// (reaper.dead_after, at least 6 s, given up by the host at five sixths),
+// so that a run ends before another host takes its job.
+const FrozenHostAfter = 3 * time.Second
+
 // ReattachEnv names the environment variable through which a host attaches
 // to plugins started by hand (under a debugger) instead of launching them:
 // a JSON object mapping a plugin's file name to the go-plugin

@@ -41,7 +41,11 @@ var (
 	ErrCancelled = errors.New("the job was asked to cancel")
 	ErrShutdown  = errors.New("the host is shutting down; the job will run again on another host")
 	ErrHostGone  = errors.New("the host closed the session")
-	ErrDeadline  = errors.New("the job ran past its deadline (job_timeout)")
+	// ErrHostFrozen: the host has been stopped (frozen) so long that it
+	// cannot renew its jobs' leases; another host will run the job, so
+	// this run is given up.
+	ErrHostFrozen = errors.New("the host is frozen and cannot keep its lease on the job; the run is given up, another host will run it")
+	ErrDeadline   = errors.New("the job ran past its deadline (job_timeout)")
 )
 
 // MaxOutputBytes bounds a run's output.
@@ -106,6 +110,15 @@ func (c *JobContext) signal(reason proto.StopReason) {
 		c.cancel(ErrShutdown)
 	default:
 		c.cancel(ErrStopped)
+	}
+}
+
+// abandon ends the job's context with cause, unless it has ended.
+func (c *JobContext) abandon(cause error) {
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	if c.Err() == nil {
+		c.cancel(cause)
 	}
 }
 

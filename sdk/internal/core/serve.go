@@ -70,12 +70,17 @@ func Serve(jobs map[string]Job, o ServeOptions) error {
 	case os.Getenv(proto.DebugEnv) == "1":
 		return serveDebug(cfg)
 	default:
-		go watchParent(context.Background(), os.Getppid(), proto.ParentCheckInterval, func() {
+		go watchParent(context.Background(), os.Getppid(), proto.ParentCheckInterval, proto.FrozenHostAfter, func() {
 			// The host died without stopping us (SIGKILL, crash): nobody
 			// will read our results any more, and an orphan would hold
 			// resources.
 			fmt.Fprintf(os.Stderr, "berth plugin %s: host process is gone, exiting\n", os.Args[0])
 			os.Exit(2)
+		}, func() {
+			// A frozen host renews no lease: another host is about to run
+			// these jobs. A run must not outlive its lease.
+			fmt.Fprintf(os.Stderr, "berth plugin %s: host process is frozen; giving up its runs\n", os.Args[0])
+			srv.abandonAll(ErrHostFrozen)
 		})
 	}
 	plugin.Serve(cfg)

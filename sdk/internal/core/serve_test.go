@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,7 +143,9 @@ func TestWatchParent(t *testing.T) {
 		t.Parallel()
 		gone := make(chan struct{})
 		// A parent the process does not have is a parent that is gone.
-		returned := async(func() { watchParent(context.Background(), os.Getppid()+1, time.Millisecond, func() { close(gone) }) })
+		returned := async(func() {
+			watchParent(context.Background(), os.Getppid()+1, time.Millisecond, time.Second, func() { close(gone) }, nil)
+		})
 		receive(t, gone, "gone to be called")
 		receive(t, returned, "watchParent to return")
 	})
@@ -150,13 +154,66 @@ func TestWatchParent(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var called atomic.Bool
 		returned := async(func() {
-			watchParent(ctx, os.Getppid(), time.Millisecond, func() { called.Store(true) })
+			watchParent(ctx, os.Getppid(), time.Millisecond, time.Millisecond, func() { called.Store(true) }, func() { called.Store(true) })
 		})
 		quiet(t, returned, "watchParent returning while the parent is alive")
 		cancel()
 		receive(t, returned, "watchParent to return once its context ended")
 		if called.Load() {
-			t.Error("gone was called while the parent is alive")
+			t.Error("gone or frozen was called while the parent is alive and running")
 		}
 	})
+}
+
+// A stopped process is seen as stopped (state T), and a stop of the
+// host is reported once it has lasted long enough, once per stop.
+func TestAFrozenParentIsSeen(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc: a stopped parent cannot be seen here")
+	}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	if processStopped(pid) {
+		t.Fatal("a running process is seen stopped")
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !processStopped(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("a stopped process is not seen stopped")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	deadline = time.Now().Add(5 * time.Second)
+	for processStopped(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("a continued process is still seen stopped")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	t0 := time.Unix(1000, 0)
+	f := freeze{after: 3 * time.Second}
+	steps := []struct {
+		stopped bool
+		at      time.Duration
+		fire    bool
+	}{
+		{false, 0, false}, {true, 1 * time.Second, false}, {true, 3 * time.Second, false},
+		{true, 4 * time.Second, true}, {true, 10 * time.Second, false}, // once per stop
+		{false, 11 * time.Second, false}, {true, 12 * time.Second, false}, {true, 15 * time.Second, true},
+	}
+	for i, s := range steps {
+		if got := f.observe(s.stopped, t0.Add(s.at)); got != s.fire {
+			t.Errorf("step %d (stopped %v at %s): fire = %v, want %v", i, s.stopped, s.at, got, s.fire)
+		}
+	}
 }

@@ -118,6 +118,15 @@ func (s *server) Session(stream proto.Plugin_SessionServer) error {
 	}
 }
 
+// abandonAll ends every run's context with cause.
+func (s *server) abandonAll(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, jc := range s.runs {
+		jc.abandon(cause)
+	}
+}
+
 // start runs a job in a goroutine of its own; its outcome ends its part
 // of the session.
 func (s *server) start(ctx context.Context, sess *session, st *proto.Start, wg *sync.WaitGroup) {
