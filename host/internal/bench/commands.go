@@ -67,6 +67,36 @@ func partCommands(ctx context.Context, b *bench) error {
 	b.note("idle, raw (calls/s): %s", topText(rawIdle.top(10, rawIdle.Seconds)))
 	b.note("idle target: the sparse-pickup fix may add at most 5 calls/s per host over raw gocraft/work")
 
+	// The same host once it has run a burst: what a wake-up leaves behind
+	// (pools, timers) must not cost at idle.
+	burstIdle, err := b.berthIdleAfterBurst(ctx, n)
+	if err != nil {
+		return fmt.Errorf("berth idle after a burst: %w", err)
+	}
+	bb := burstIdle.perSecond()
+	ib := &metric{Part: 7, Key: "commands.idle_after_burst", Label: fmt.Sprintf("idle Redis load, 1 host after a %d-job burst", n), Unit: "calls/s",
+		Berth:     &figure{Value: bb, Seconds: burstIdle.Seconds},
+		Raw:       &figure{Value: ri, Seconds: rawIdle.Seconds},
+		RatioNote: fmt.Sprintf("%+.1f/s", bb-ri)}
+	ib.judge("<= raw + 5/s", bb-ri <= 5)
+	b.add(ib)
+	b.note("idle after a burst, berth (calls/s): %s", topText(burstIdle.top(10, burstIdle.Seconds)))
+
+	// What wake-ups cost while jobs come one at a time: 5 jobs/s, raw
+	// enqueue against REST submissions, per job (submission, run and the
+	// pool's polling and wake-ups of those seconds).
+	rawSparse, berthSparse, jobs, err := b.sparseCommands(ctx)
+	if err != nil {
+		return fmt.Errorf("commands at 5 jobs/s: %w", err)
+	}
+	sm := &metric{Part: 7, Key: "commands.sparse_per_job", Label: "Redis commands per job at 5 jobs/s", Unit: "calls",
+		Berth: &figure{Value: float64(berthSparse.Total) / float64(jobs), Runs: 1, PerRunCount: jobs},
+		Raw:   &figure{Value: float64(rawSparse.Total) / float64(jobs), Runs: 1, PerRunCount: jobs}}
+	sm.setRatio()
+	b.add(sm)
+	b.note("at 5 jobs/s, per job, berth: %s", topText(berthSparse.top(12, float64(jobs))))
+	b.note("at 5 jobs/s, per job, raw: %s", topText(rawSparse.top(12, float64(jobs))))
+
 	// The alternative to Berth's wake-ups (gocraft/work's Drain, which
 	// waits on busy workers): one gocraft/work pool per worker, so that
 	// idle workers could be woken one by one. Its cost at idle:
@@ -188,6 +218,82 @@ func (b *bench) berthIdle(ctx context.Context) (cmdDiff, error) {
 	}
 	defer h.stop()
 	return b.idleWindow(ctx)
+}
+
+// berthIdleAfterBurst measures the idle load of a host that has just run
+// n NOOP jobs posted from 8 clients.
+func (b *bench) berthIdleAfterBurst(ctx context.Context, n int) (cmdDiff, error) {
+	h, err := b.startHost(ctx, "bench-idle-burst", "NOOP")
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	defer h.stop()
+	if _, _, err := concurrently(ctx, 8, n, func(i int) error {
+		_, err := b.api.submit(ctx, h.url, submitBody("NOOP", job.Parameters{"i": i}, 0))
+		return err
+	}); err != nil {
+		return cmdDiff{}, err
+	}
+	if err := b.waitDrained(ctx, h.keys, "NOOP", 10*time.Millisecond); err != nil {
+		return cmdDiff{}, err
+	}
+	return b.idleWindow(ctx)
+}
+
+// sparseCommands counts the commands of jobs arriving at 5 a second for
+// o.idleFor: raw (a pool, one client enqueueing), then Berth (a host, REST
+// submissions). It returns both windows and the jobs of each.
+func (b *bench) sparseCommands(ctx context.Context) (cmdDiff, cmdDiff, int, error) {
+	jobs := max(1, int(b.opts.sparseRate*b.opts.idleFor.Seconds()))
+	ns := rawNS("sparse-commands")
+	wp := b.newRawPool(ns, "NOOP", func(*work.Job) error { return nil })
+	wp.Start()
+	defer wp.Stop()
+	e := work.NewEnqueuer(ns, b.subject)
+	raw, err := b.pacedWindow(ctx, jobs, func(i int) error {
+		_, err := e.Enqueue("NOOP", work.Q{"i": i})
+		return err
+	}, store.NewKeys("bench-raw-sparse-commands"))
+	if err != nil {
+		return raw, cmdDiff{}, 0, err
+	}
+	h, err := b.startHost(ctx, "bench-sparse-commands", "NOOP")
+	if err != nil {
+		return raw, cmdDiff{}, 0, err
+	}
+	defer h.stop()
+	berth, err := b.pacedWindow(ctx, jobs, func(i int) error {
+		_, err := b.api.submit(ctx, h.url, submitBody("NOOP", job.Parameters{"i": i}, 0))
+		return err
+	}, h.keys)
+	return raw, berth, jobs, err
+}
+
+// pacedWindow lets the pool settle, then counts the commands of n calls
+// of submit at the sparse rate and of their runs.
+func (b *bench) pacedWindow(ctx context.Context, n int, submit func(i int) error, keys store.Keys) (cmdDiff, error) {
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return cmdDiff{}, ctx.Err()
+	}
+	w, err := openWindow(b.pool, b.counter)
+	if err != nil {
+		return cmdDiff{}, err
+	}
+	var errs atomic.Int64
+	paced(ctx, b.opts.sparseRate, n, 1, func(i int) {
+		if submit(i) != nil {
+			errs.Add(1)
+		}
+	})
+	if err := b.waitDrained(ctx, keys, "NOOP", 20*time.Millisecond); err != nil {
+		return cmdDiff{}, err
+	}
+	if e := errs.Load(); e > 0 {
+		return cmdDiff{}, fmt.Errorf("%d submissions failed", e)
+	}
+	return w.close()
 }
 
 func (b *bench) idleWindow(ctx context.Context) (cmdDiff, error) {

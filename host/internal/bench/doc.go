@@ -7,10 +7,14 @@
 //     full status tracking, and the CPU per job of every process;
 //  3. submissions from 8 concurrent clients: raw enqueue, Berth's REST API
 //     (auth, the JSON Schema or Validate of the plugin);
-//  4. pickup latency under steady (1,000 jobs/s) and sparse (5 jobs/s) load;
+//  4. pickup latency under steady (1,000 jobs/s) and sparse (5 jobs/s) load,
+//     on a fresh host and on one that has run a burst of -burst jobs; the
+//     sparse load also while one long job and while half the workers'
+//     long jobs run;
 //  5. lateness of jobs scheduled 2 s ahead;
 //  6. stop latency, on the job's host and across two hosts;
-//  7. Redis commands per job and the idle load of one host;
+//  7. Redis commands per job (in a burst and at 5 jobs/s) and the idle load
+//     of one host, fresh and after a burst;
 //  8. the host's CPU per log line and per check-in of a plugin (CHATTY
 //     jobs: silent, 100 lines, 10 check-ins, both);
 //  9. the top functions of CPU profiles of the host and of the plugin;

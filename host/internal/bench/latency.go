@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/berth-dev/berth/host/internal/job"
+	"github.com/berth-dev/berth/host/internal/queue"
 	"github.com/berth-dev/berth/host/internal/store"
 )
 
@@ -77,7 +79,7 @@ type load struct {
 	senders int           // goroutines submitting
 	delay   uint64        // > 0: scheduled that many seconds ahead
 	settle  bool          // let the pool idle for settle first
-	hold    bool          // keep one long job running on the pool meanwhile
+	hold    int           // long jobs kept running on the pool meanwhile
 	ready   *sync.WaitGroup
 }
 
@@ -127,24 +129,29 @@ func (b *bench) rawPickup(ctx context.Context, l load) pickupResult {
 		starts.set(j.ID, time.Now())
 		return nil
 	})
+	var held atomic.Int64
 	holding, release := make(chan struct{}), make(chan struct{})
 	// HOLD as on the Berth side, whose plugin serves STAMP and HOLD.
 	wp.JobWithOptions("HOLD", work.JobOptions{MaxFails: 1, SkipDead: true}, func(*work.Job) error {
-		close(holding)
+		if held.Add(1) == int64(l.hold) {
+			close(holding)
+		}
 		<-release
 		return nil
 	})
 	wp.Start()
 	defer wp.Stop()
 	e := work.NewEnqueuer(ns, b.subject)
-	if l.hold {
-		defer close(release) // before wp.Stop, which waits for the job
-		if _, err := e.Enqueue("HOLD", nil); err != nil {
-			return pickupResult{errors: 1}
+	if l.hold > 0 {
+		defer close(release) // before wp.Stop, which waits for the jobs
+		for range l.hold {
+			if _, err := e.Enqueue("HOLD", nil); err != nil {
+				return pickupResult{errors: 1}
+			}
 		}
 		select {
 		case <-holding:
-		case <-time.After(10 * time.Second):
+		case <-time.After(15 * time.Second):
 			return pickupResult{errors: 1}
 		}
 	}
@@ -178,14 +185,14 @@ func (b *bench) rawPickup(ctx context.Context, l load) pickupResult {
 // berthPickup does the same through the REST API of h, with the plugin's
 // STAMP job.
 func (b *bench) berthPickup(ctx context.Context, h *berthHost, l load) pickupResult {
-	if l.hold {
+	for range l.hold {
 		st, err := b.api.submit(ctx, h.url, submitBody("HOLD", job.Parameters{"hold_seconds": 600}, 0))
 		if err != nil {
 			return pickupResult{errors: 1}
 		}
 		select {
 		case <-b.stamps.expect("run", st.ID):
-		case <-time.After(10 * time.Second):
+		case <-time.After(15 * time.Second):
 			return pickupResult{errors: 1}
 		}
 		defer func() { _ = b.api.action(context.Background(), h.url, st.ID, "stop") }()
@@ -246,19 +253,47 @@ func (b *bench) watchQueue(keys store.Keys, name string) func() int {
 	}
 }
 
-// Part 4: pickup latency under steady load (raw, then Berth, each alone)
-// and under sparse load (raw and Berth side by side: at 5 jobs/s the two
-// hardly compete, and it halves the part's time).
+// Part 4: pickup latency on two hosts: a fresh one, and one that has
+// already run a burst of o.burstJobs submissions (the case where wake-ups
+// once wedged), each against a raw gocraft/work pool in the same run.
+// Steady load (1,000 jobs/s): raw, then each host, one at a time. Sparse
+// load (5 jobs/s) with no long job, with one, and with half the workers
+// held by long jobs: raw and both hosts side by side (at 5 jobs/s each the
+// three hardly compete, and it keeps the part short).
 func partPickup(ctx context.Context, b *bench) error {
 	o := b.opts
-	h, err := b.startHost(ctx, "bench-pickup", "STAMP", "HOLD")
+	fresh, err := b.startHost(ctx, "bench-pickup", "STAMP", "HOLD")
 	if err != nil {
 		return err
 	}
-	defer h.stop()
+	defer fresh.stop()
+	burst, err := b.startHost(ctx, "bench-pickup-burst", "STAMP", "HOLD")
+	if err != nil {
+		return err
+	}
+	defer burst.stop()
+	began := time.Now()
+	rt, _, err := concurrently(ctx, 8, o.burstJobs, func(i int) error {
+		_, err := b.api.submit(ctx, burst.url, submitBody("STAMP", job.Parameters{"burst": i}, 0))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the burst: %w", err)
+	}
+	if err := b.waitDrained(ctx, burst.keys, "STAMP", 10*time.Millisecond); err != nil {
+		return fmt.Errorf("the burst: %w", err)
+	}
+	b.note("burst host: %d STAMP jobs posted from 8 clients (%.0f/s) and run, %.1f s in all, before any measurement",
+		o.burstJobs, rt, time.Since(began).Seconds())
+	b.stamps.reset()
+	hosts := []struct {
+		h    *berthHost
+		key  string
+		name string
+	}{{fresh, "", "fresh host"}, {burst, "_after_burst", fmt.Sprintf("after a %d-job burst", o.burstJobs)}}
 
-	// Steady: a fresh raw pool and the host take the load at once, after
-	// warm arrivals that are not counted, so that both are in their steady
+	// Steady: a fresh raw pool and each host take the load alone, after
+	// warm arrivals that are not counted, so that all are in their steady
 	// state (gocraft/work's workers poll every 0-10 ms while jobs keep
 	// coming).
 	steady := load{name: "pickup-steady", rate: o.steadyRate, d: o.steadyFor, warm: 500 * time.Millisecond, senders: 8}
@@ -266,70 +301,83 @@ func partPickup(ctx context.Context, b *bench) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	berth := b.berthPickup(ctx, h, steady)
-	if ctx.Err() != nil {
-		return ctx.Err()
+	var notes []string
+	for _, h := range hosts {
+		before := b.poolsText(ctx, h.h)
+		berth := b.berthPickup(ctx, h.h, steady)
+		notes = append(notes, fmt.Sprintf("%s pools before: %s, after: %s", h.name, before, b.poolsText(ctx, h.h)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m := &metric{Part: 4, Key: "pickup.steady" + h.key, Label: fmt.Sprintf("pickup @%.0f/s, %s", o.steadyRate, h.name), Unit: "ms p50 / p99", Berth: berth.figure(), Raw: raw.figure()}
+		m.setRatio()
+		m.judge("p99 <= 2x raw", berth.missing+berth.errors == 0 && m.Ratio != nil && *m.Ratio <= 2)
+		b.add(m)
+		notes = append(notes, fmt.Sprintf("%s achieved %.0f/s, errors %d, never started %d, longest queue %d", h.name, berth.achieved, berth.errors, berth.missing, berth.maxQueue))
 	}
-	m := &metric{Part: 4, Key: "pickup.steady", Label: fmt.Sprintf("pickup @%.0f/s", o.steadyRate), Unit: "ms p50 / p99", Berth: berth.figure(), Raw: raw.figure()}
-	m.setRatio()
-	b.add(m)
-	b.note("steady: %.0f jobs/s from 8 senders, %s of warm-up not counted, then %s; achieved raw %.0f/s, berth %.0f/s; submission errors raw %d, berth %d; never started within 15 s: raw %d, berth %d; longest queue raw %d, berth %d",
-		o.steadyRate, steady.warm, o.steadyFor, raw.achieved, berth.achieved, raw.errors, berth.errors, raw.missing, berth.missing, raw.maxQueue, berth.maxQueue)
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
+	b.note("steady: %.0f jobs/s from 8 senders, %s of warm-up not counted, then %s; raw achieved %.0f/s, errors %d, never started within 15 s %d, longest queue %d; %s",
+		o.steadyRate, steady.warm, o.steadyFor, raw.achieved, raw.errors, raw.missing, raw.maxQueue, strings.Join(notes, "; "))
 
-	// Sparse: both idle for settle first, as on a quiet queue.
-	var ready sync.WaitGroup
-	ready.Add(2)
-	sparse := load{name: "pickup-sparse", rate: o.sparseRate, d: o.sparseFor, senders: 1, settle: true, ready: &ready}
-	var rawSparse pickupResult
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		rawSparse = b.rawPickup(ctx, sparse)
-	}()
-	berthSparse := b.berthPickup(ctx, h, sparse)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err() // incomplete: no figure
+	// Sparse: all idle for settle first, as on a quiet queue; then again
+	// while long jobs (a scan, a replication) hold one worker, then half
+	// of them, on every side: busy workers must not hold back idle ones.
+	for _, c := range []struct {
+		key, label string
+		hold       int
+		d          time.Duration
+	}{
+		{"pickup.sparse", "", 0, o.sparseFor},
+		{"pickup.sparse_long_job", ", 1 long job running", 1, o.sparseFor / 2},
+		{"pickup.sparse_half_held", fmt.Sprintf(", %d of %d workers held", o.workers/2, o.workers), o.workers / 2, o.sparseFor / 2},
+	} {
+		var ready sync.WaitGroup
+		ready.Add(1 + len(hosts))
+		l := load{name: strings.ReplaceAll(c.key, ".", "-"), rate: o.sparseRate, d: c.d, senders: 1, settle: true, hold: c.hold, ready: &ready}
+		var rawRes pickupResult
+		res := make([]pickupResult, len(hosts))
+		var wg sync.WaitGroup
+		wg.Add(1 + len(hosts))
+		go func() {
+			defer wg.Done()
+			rawRes = b.rawPickup(ctx, l)
+		}()
+		for i, h := range hosts {
+			go func() {
+				defer wg.Done()
+				res[i] = b.berthPickup(ctx, h.h, l)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return ctx.Err() // incomplete: no figure
+		}
+		var notes []string
+		for i, h := range hosts {
+			r := res[i]
+			m := &metric{Part: 4, Key: c.key + h.key, Label: fmt.Sprintf("pickup @%.0f/s%s, %s", o.sparseRate, c.label, h.name), Unit: "ms p50 / p99", Berth: r.figure(), Raw: rawRes.figure()}
+			m.setRatio()
+			m.judge("p99 <= 50 ms", r.missing+r.errors == 0 && len(r.lat) > 0 && m.Berth.Latency.P99 <= 50)
+			b.add(m)
+			notes = append(notes, fmt.Sprintf("%s errors %d, never started %d", h.name, r.errors, r.missing))
+		}
+		b.note("sparse%s: %.0f jobs/s for %s, evenly spaced, after %s idle, raw and both hosts at the same time, %d HOLD jobs on each; raw errors %d, never started %d; %s; with n=%d, p99 is the %s largest",
+			c.label, o.sparseRate, c.d, settle, c.hold, rawRes.errors, rawRes.missing, strings.Join(notes, "; "), len(res[0].lat), rank99(len(res[0].lat)))
 	}
-	m = &metric{Part: 4, Key: "pickup.sparse", Label: fmt.Sprintf("pickup @%.0f/s", o.sparseRate), Unit: "ms p50 / p99", Berth: berthSparse.figure(), Raw: rawSparse.figure()}
-	m.setRatio()
-	m.judge("p99 <= 50 ms", berthSparse.missing+berthSparse.errors == 0 && len(berthSparse.lat) > 0 && m.Berth.Latency.P99 <= 50)
-	b.add(m)
-	b.note("sparse: %.0f jobs/s for %s, evenly spaced, after %s idle, raw and berth at the same time; errors raw %d, berth %d; never started: raw %d, berth %d; with n=%d, p99 is the %s largest",
-		o.sparseRate, o.sparseFor, settle, rawSparse.errors, berthSparse.errors, rawSparse.missing, berthSparse.missing, len(berthSparse.lat), rank99(len(berthSparse.lat)))
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-
-	// Sparse again, while one long job runs on each side (a scan or a
-	// replication on a quiet service): one busy worker must not hold
-	// back the idle ones.
-	ready = sync.WaitGroup{}
-	ready.Add(2)
-	long := load{name: "pickup-sparse-long", rate: o.sparseRate, d: o.sparseFor / 2, senders: 1, settle: true, hold: true, ready: &ready}
-	var rawLong pickupResult
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		rawLong = b.rawPickup(ctx, long)
-	}()
-	berthLong := b.berthPickup(ctx, h, long)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	m = &metric{Part: 4, Key: "pickup.sparse_long_job", Label: fmt.Sprintf("pickup @%.0f/s, 1 long job running", o.sparseRate), Unit: "ms p50 / p99", Berth: berthLong.figure(), Raw: rawLong.figure()}
-	m.setRatio()
-	m.judge("p99 <= 50 ms", berthLong.missing+berthLong.errors == 0 && len(berthLong.lat) > 0 && m.Berth.Latency.P99 <= 50)
-	b.add(m)
-	b.note("sparse with a long job: as sparse, for %s, while one HOLD job occupies one worker of each pool; errors raw %d, berth %d; never started: raw %d, berth %d",
-		long.d, rawLong.errors, berthLong.errors, rawLong.missing, berthLong.missing)
 	b.note("pickup = start of the handler (raw, in process) or of the plugin's Run (berth, UDP report) - submission issued; berth includes its REST call")
 	return ctx.Err()
+}
+
+// poolsText lists the worker pools of h's namespace with their workers.
+func (b *bench) poolsText(ctx context.Context, h *berthHost) string {
+	hb, err := queue.Heartbeats(ctx, b.subject, h.keys.WorkNamespace(), time.Minute, time.Now())
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, p := range hb {
+		parts = append(parts, fmt.Sprintf("%.6s (%d)", p.WorkerPoolID, p.Concurrency))
+	}
+	return strings.Join(parts, " ")
 }
 
 // rank99 names the sample the p99 of n samples is.

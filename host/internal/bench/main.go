@@ -41,6 +41,7 @@ type options struct {
 	scheduledFor   time.Duration
 	stopSamples    int
 	commandJobs    int
+	burstJobs      int
 	idleFor        time.Duration
 	steadyRate     float64
 	sparseRate     float64
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.jobs, "n", 0, "jobs per throughput run (default 5000, quick 1000)")
 	flag.IntVar(&o.runs, "runs", 0, "runs per throughput figure (default 3, quick 1)")
 	flag.IntVar(&o.workers, "workers", 10, "worker pool concurrency, raw and Berth alike")
+	flag.IntVar(&o.burstJobs, "burst", 0, "jobs of the burst part 4's second host runs before its pickup measurements (default 5000, quick 2000)")
 	flag.DurationVar(&o.timeout, "timeout", 0, "bound of every part (default: each part's own bound)")
 	flag.DurationVar(&o.budget, "budget", 6*time.Minute, "bound of the whole run; parts that would start later are skipped")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the bench process (raw pools, Berth hosts, clients) to this file")
@@ -99,6 +101,7 @@ func (o *options) applyDefaults() {
 	def(&o.runs, 3, 1)
 	def(&o.stopSamples, 50, 15)
 	def(&o.commandJobs, 2000, 500)
+	def(&o.burstJobs, 5000, 2000)
 	pick := func(normal, quick time.Duration) time.Duration {
 		if o.quick {
 			return quick
@@ -127,10 +130,10 @@ var allParts = []part{
 	{1, "raw", 40 * time.Second, partRaw},
 	{2, "process", 60 * time.Second, partProcess},
 	{3, "submit", 45 * time.Second, partSubmit},
-	{4, "pickup", 75 * time.Second, partPickup},
+	{4, "pickup", 120 * time.Second, partPickup},
 	{5, "scheduled", 45 * time.Second, partScheduled},
 	{6, "stop", 50 * time.Second, partStop},
-	{7, "commands", 50 * time.Second, partCommands},
+	{7, "commands", 100 * time.Second, partCommands},
 	{8, "talk", 60 * time.Second, partTalk},
 	{9, "profile", 45 * time.Second, partProfile},
 	{10, "transport", 45 * time.Second, partTransport},
@@ -237,7 +240,7 @@ func run(o options) error {
 			"steady_rate_per_s": o.steadyRate, "steady_seconds": o.steadyFor.Seconds(),
 			"sparse_rate_per_s": o.sparseRate, "sparse_seconds": o.sparseFor.Seconds(),
 			"scheduled_rate_per_s": o.scheduledRate, "scheduled_seconds": o.scheduledFor.Seconds(), "schedule_delay_s": o.scheduledDelay,
-			"stop_samples": o.stopSamples, "command_jobs": o.commandJobs, "idle_seconds": o.idleFor.Seconds(),
+			"stop_samples": o.stopSamples, "command_jobs": o.commandJobs, "burst_jobs": o.burstJobs, "idle_seconds": o.idleFor.Seconds(),
 		},
 	}
 	m := b.rep.Machine

@@ -8,8 +8,7 @@ import (
 	"github.com/berth-dev/berth/host/internal/testkit/redistest"
 )
 
-// No ignores (host/internal/daemon needs two, for gocraft/work's Drain):
-// every test here lets its wake-ups end before it stops its pools, so a
-// Drain goroutine left over is a leak. TestWakeBurstWhileBusy, skipped,
-// shows how wake-ups beside one another leave one.
+// No ignores: the pools never call gocraft/work's Drain (whose calls
+// could wait forever), and every test stops its pools, so any goroutine
+// left over is a leak.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(redistest.WithCleanup(m)) }

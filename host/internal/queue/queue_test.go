@@ -665,10 +665,10 @@ func TestWake(t *testing.T) {
 	})
 }
 
-// A burst of wake-ups while a worker is busy all end once it is free.
-// gocraft/work's worker keeps one "drained" flag, not a count: had two
-// Drains waited on the same busy worker, it would have answered one, and
-// the other would wait forever (Stop then waits its full second).
+// A burst of wake-ups while the only worker is busy leaves nothing
+// waiting once it is free. (gocraft/work's worker keeps one "drained"
+// flag, not a count: had two Drains waited on the same busy worker, it
+// would have answered one, and the other would wait forever.)
 func TestWakeBurstWhileBusy(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -689,8 +689,7 @@ func TestWakeBurstWhileBusy(t *testing.T) {
 		mu.Unlock()
 		b.push(t, entry{Name: "a", ID: string(rune('A' + i)), T: 1})
 		receive(t, "the busy job", started)
-		// Wake-ups asked for over longer than stuckAfter (20 ms) while
-		// the only worker is busy: a second one starts beside the first.
+		// Wake-ups for 50 ms while the only worker is busy.
 		within(t, "Wakes while the worker is busy", func() {
 			for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); {
 				p.Wake()
