@@ -118,7 +118,7 @@ func TestConnectionsBeyondTheCap(t *testing.T) {
 				c.Close()
 			}
 		}()
-		client := &http.Client{Timeout: 5 * time.Second}
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		for i := range 3 {
 			resp, err := client.Get(h.URL + "/api/v1/stats")
 			if err != nil || resp.StatusCode != http.StatusOK {
@@ -140,11 +140,20 @@ func TestConnectionsBeyondTheCap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// A request whose body never ends: the connection is busy.
-			fmt.Fprintf(c, "POST /api/v1/jobs HTTP/1.1\r\nHost: berth\r\nAuthorization: %s\r\nContent-Length: 1000\r\n\r\n{", hosttest.Auth)
+			// A request whose body never ends: the connection is busy. The
+			// server's "100 Continue" says its handler is reading the body.
+			fmt.Fprintf(c, "POST /api/v1/jobs HTTP/1.1\r\nHost: berth\r\nAuthorization: %s\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n", hosttest.Auth)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || !strings.Contains(line, "100 Continue") {
+				t.Fatalf("a busy connection's request was not taken in: %q, %v", line, err)
+			}
+			fmt.Fprint(c, "{")
 			held = append(held, c)
 		}
-		client := &http.Client{Timeout: 500 * time.Millisecond}
+		// A client of its own, without kept-alive connections: a request
+		// must get a connection of its own.
+		client := &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			resp, err := client.Get(h.URL + "/api/v1/stats")

@@ -27,7 +27,7 @@ func (c *Controller) Log(ctx context.Context, id string) ([]byte, error) {
 		if gerr != nil {
 			return nil, gerr
 		}
-		if local, ok := c.opts.Logs.(interface{ HostLocal() bool }); ok && local.HostLocal() && st.Status.Code() >= job.Running.Code() {
+		if local, ok := c.opts.Logs.(interface{ HostLocal() bool }); ok && local.HostLocal() && ran(st.Status) {
 			return []byte(fmt.Sprintf("%s [WARNING] berth: this host keeps no log of job %s: it logged nothing here, or it ran on "+
 				"another host, whose FILE job logs this host cannot read; the REDIS job logger keeps every log readable from every host\n",
 				c.clk.Now().UTC().Format("2006-01-02T15:04:05Z"), id)), nil
@@ -39,6 +39,10 @@ func (c *Controller) Log(ctx context.Context, id string) ([]byte, error) {
 	}
 	return b, err
 }
+
+// ran tells whether a job of that status has run (a Stopped one may
+// have been stopped before it ever started).
+func ran(s job.Status) bool { return s == job.Running || s == job.Success || s == job.Error }
 
 // List lists jobs: kind=Scheduled the jobs waiting for their run time
 // (paged, with their total), kind=Periodic the active periodic policies,
