@@ -495,3 +495,56 @@ func TestFailStaleOnAFakeClock(t *testing.T) {
 		t.Fatalf("a fresh job became %s", got.Status)
 	}
 }
+
+// A worker that took a job while Redis went away keeps trying to mark it
+// Running until Redis is back, rather than giving up with the job's entry
+// in its hands (it would stay Pending, in no queue, for good).
+func TestAStartWaitsForRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.WithArgs("--appendonly", "yes", "--appendfsync", "always"))
+	pool := srv.Pool(t)
+	clk := fakeclock.New(time.Unix(1_700_000_000, 0))
+	st := store.New(pool, store.Options{Namespace: srv.Namespace(t), Now: clk.Now})
+	r := joblog.NewRedis(joblog.RedisOptions{Pool: pool, Key: st.Keys().JobLog, Level: joblog.Debug, TTL: time.Hour})
+	run := &scripted{reserved: map[string]bool{}, outcome: func(runner.Attempt) runner.Outcome { return runner.Outcome{Kind: runner.Succeeded} }}
+	ctl := jobs.New(jobs.Options{Store: st, Events: events.New(), Plugins: plugins{types}, Runner: run,
+		Logs: joblog.NewManager([]joblog.Backend{r}, r, nil, time.Hour, nil), Clock: clk,
+		Retry: backoff.Policy{Base: 10 * time.Second, Max: time.Minute}})
+	t.Cleanup(ctl.Shutdown)
+	sub, err := ctl.Submit(context.Background(), &job.RequestJob{Name: "ONCE", Parameters: job.Parameters{}, Metadata: &job.Metadata{Kind: job.Generic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	done := make(chan error, 1)
+	go func() { done <- ctl.Handle(queue.Job{Name: sub.Name, ID: sub.ID, EnqueuedAt: sub.EnqueueTime}) }()
+	// It waits on its backoff timer rather than returning.
+	if !clk.WaitTimers(1, 10*time.Second) {
+		t.Fatal("Handle did not wait to try again")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Handle returned while Redis was down: %v", err)
+	default:
+	}
+	srv.Restart(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		clk.Advance(5 * time.Second)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Handle after Redis came back: %v", err)
+			}
+			got, err := st.Get(context.Background(), sub.ID)
+			if err != nil || got.Status != job.Success {
+				t.Fatalf("the job after Redis came back: %+v, %v", got, err)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Handle did not finish once Redis was back")
+		}
+	}
+}

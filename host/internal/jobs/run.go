@@ -48,7 +48,7 @@ func (c *Controller) Handle(j queue.Job) error {
 	defer release()
 
 	sent := c.clk.Now()
-	res, err := c.st.Start(c.base, j.ID)
+	res, err := c.start(j.ID, log)
 	if err != nil {
 		log.Error("cannot mark the job Running", "error", err)
 		return err
@@ -199,6 +199,34 @@ func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Jo
 	end.Retry = &store.Entry{Name: a.Name, ID: a.ID, EnqueuedAt: j.EnqueuedAt, Args: a.Params,
 		Fails: fails, Err: reason, FailedAt: now.Unix()}
 	c.move(ctx, end, log)
+}
+
+// start marks the job Running. While Redis cannot be reached it tries
+// again, with backoff, until Redis is back or the host shuts down: the
+// worker holds the job's queue entry (in gocraft/work's in-progress list,
+// which only a dead pool's entries leave), so giving up here would leave
+// the job Pending with no entry anywhere.
+func (c *Controller) start(id string, log lazyLog) (store.Result, error) {
+	for try := 1; ; try++ {
+		res, err := c.st.Start(c.base, id)
+		if err == nil || !store.Transient(err) || c.base.Err() != nil {
+			if err == nil && try > 1 {
+				log.Info("the job is marked Running after Redis came back", "tries", try)
+			}
+			return res, err
+		}
+		wait := recordBackoff.Delay(try)
+		if try == 1 || try%20 == 0 {
+			log.Warn("cannot mark the job Running; trying again until Redis answers", "tries", try,
+				"next_in", wait.Round(time.Millisecond), "error", err)
+		}
+		t := c.clk.NewTimer(wait)
+		select {
+		case <-t.C():
+		case <-c.base.Done():
+		}
+		t.Stop()
+	}
 }
 
 // move records how an attempt ended and publishes it. While Redis does
