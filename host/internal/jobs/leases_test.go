@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,24 +12,29 @@ import (
 	"github.com/berth-dev/berth/host/internal/runner"
 )
 
-// holdUntilRevoked makes the bundle's runs last until they are revoked;
-// the channel gets why.
-func (b *bundle) holdUntilRevoked() <-chan string {
-	why := make(chan string, 1)
+// revocation is the first revocation of a held run: closed once, with
+// why.
+type revocation struct {
+	once sync.Once
+	ch   chan struct{}
+	why  string
+}
+
+// holdUntilRevoked makes the bundle's runs last until they are revoked.
+// Both the held run and the test wait on the same closed channel, so
+// neither can take the news from the other.
+func (b *bundle) holdUntilRevoked() *revocation {
+	r := &revocation{ch: make(chan struct{})}
 	b.runner.mu.Lock()
 	defer b.runner.mu.Unlock()
 	b.runner.onRevoke = func(_, w string) {
-		select {
-		case why <- w:
-		default:
-		}
+		r.once.Do(func() { r.why = w; close(r.ch) })
 	}
 	b.runner.outcome = func(runner.Attempt) runner.Outcome {
-		w := <-why
-		why <- w
-		return runner.Outcome{Kind: runner.LeaseLost, Lost: w}
+		<-r.ch
+		return runner.Outcome{Kind: runner.LeaseLost, Lost: r.why}
 	}
-	return why
+	return r
 }
 
 // runInBackground has the controller handle a job in a goroutine and
@@ -44,14 +50,14 @@ func (b *bundle) runInBackground(t *testing.T, st *job.Stats) <-chan error {
 	return done
 }
 
-func waitRevoked(t *testing.T, why <-chan string, done <-chan error) string {
+func waitRevoked(t *testing.T, r *revocation, done <-chan error) string {
 	t.Helper()
 	select {
-	case w := <-why:
+	case <-r.ch:
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		return w
+		return r.why
 	case <-time.After(10 * time.Second):
 		t.Fatal("the run was not given up")
 	}
@@ -104,8 +110,8 @@ func TestARunWhoseLeaseWasTakenIsGivenUp(t *testing.T) {
 			t.Fatal("the keeper stopped")
 		}
 		select {
-		case w := <-why:
-			t.Fatalf("a run whose lease is renewed was given up: %s", w)
+		case <-why.ch:
+			t.Fatalf("a run whose lease is renewed was given up: %s", why.why)
 		default:
 		}
 	}
