@@ -23,14 +23,14 @@ plugins directory; the host starts it and drives it over gRPC
 berth.testing runs a job in a unit test without a host.
 """
 
-from berth._context import CANCEL, DEADLINE, HOST_GONE, SHUTDOWN, STOP, RunContext
+from berth._context import CANCEL, DEADLINE, HOST_FROZEN, HOST_GONE, SHUTDOWN, STOP, RunContext
 from berth._job import InvalidParams, Job, Permanent, Snooze
 from berth._server import SDK, VERSION, Servicer
 
 __version__ = VERSION
 
 __all__ = ["serve", "Job", "RunContext", "Permanent", "Snooze", "InvalidParams",
-           "STOP", "CANCEL", "SHUTDOWN", "DEADLINE", "HOST_GONE", "SDK", "__version__"]
+           "STOP", "CANCEL", "SHUTDOWN", "DEADLINE", "HOST_GONE", "HOST_FROZEN", "SDK", "__version__"]
 
 
 def serve(jobs, *, configure=None, config_schema=None):

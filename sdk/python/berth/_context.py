@@ -12,6 +12,7 @@ CANCEL = "cancel"        # an operator cancelled it: it may undo its work
 SHUTDOWN = "shutdown"    # the host is going away: the job runs again elsewhere
 DEADLINE = "deadline"    # the run passed its deadline (the host's job_timeout)
 HOST_GONE = "host_gone"  # the session with the host ended
+HOST_FROZEN = "host_frozen"  # the host has been stopped (SIGSTOP) too long to keep its lease
 
 _REASONS = {
     pb.STOP_REASON_STOP: STOP,
@@ -25,6 +26,7 @@ _WHY = {
     SHUTDOWN: "the host is shutting down; the job will run again on another host",
     DEADLINE: "the job ran past its deadline (job_timeout)",
     HOST_GONE: "the host closed the session",
+    HOST_FROZEN: "the host is frozen and cannot keep its lease on the job; the run is given up, another host will run it",
 }
 
 # Bounds of the log buffer of one run: a job that logs faster than the host

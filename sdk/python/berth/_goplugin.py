@@ -14,11 +14,13 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from concurrent import futures
 
 import grpc
 
 from berth import berth_pb2_grpc as pb_grpc
+from berth._context import HOST_FROZEN
 
 MAGIC_COOKIE_KEY = "BERTH_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "0c7c5b3e7a3d4f5bb1c58c1f5e2f4d9a-berth-job-plugin"
@@ -191,6 +193,44 @@ class Process:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# How long the host may be stopped (SIGSTOP) before the plugin gives up
+# its runs: the Go sdk's FrozenHostAfter, well under the shortest lease.
+FROZEN_HOST_SECONDS = 3.0
+
+
+def process_stopped(pid):
+    """Whether process pid is stopped (state T or t in /proc); False where
+    it cannot be read."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    i = data.rfind(b")")  # the command name may hold spaces and parentheses
+    if i < 0 or i + 2 >= len(data):
+        return False
+    return data[i + 2:i + 3] in (b"T", b"t")
+
+
+class Freeze:
+    """Tells, from a process's state seen over time, when it has been
+    stopped for `after` seconds: once per stop."""
+
+    def __init__(self, after):
+        self.after, self.since, self.fired = after, None, False
+
+    def observe(self, stopped, now):
+        if not stopped:
+            self.since, self.fired = None, False
+            return False
+        if self.since is None:
+            self.since = now
+        if not self.fired and now - self.since >= self.after:
+            self.fired = True
+            return True
+        return False
+
+
 def serve_process(servicer, env=None, out=None):
     """Serves the plugin until the host lets it go, then exits the process:
     what berth.serve does. Never returns."""
@@ -221,12 +261,22 @@ def serve_process(servicer, env=None, out=None):
     # stderr, which the host logs line by line.
     sys.stdout = sys.stderr
     code = 0
+    frozen = Freeze(FROZEN_HOST_SECONDS)
     try:
         while not proc.shutdown.wait(PARENT_CHECK_SECONDS):
-            if not debug and os.getppid() != ppid:
+            if debug:
+                continue
+            if os.getppid() != ppid:
                 sys.stderr.write("berth plugin %s: host process is gone, exiting\n" % sys.argv[0])
                 code = 2
                 break
+            if frozen.observe(process_stopped(ppid), time.monotonic()):
+                # A frozen host renews no lease: another host is about to
+                # run these jobs, and a run must not outlive its lease.
+                sys.stderr.write("berth plugin %s: host process is frozen; giving up its runs\n" % sys.argv[0])
+                abandon = getattr(servicer, "abandon_all", None)
+                if abandon is not None:
+                    abandon(HOST_FROZEN)
     except KeyboardInterrupt:
         pass
     proc.stop()

@@ -43,6 +43,8 @@ class Servicer(pb_grpc.PluginServicer):
         self.jobs = check_jobs(jobs)
         self.configure = configure
         self.config_schema = b"" if config_schema is None else json.dumps(config_schema, sort_keys=True).encode()
+        self._sessions_lock = threading.Lock()
+        self._sessions = set()
 
     def Describe(self, request, context):
         return pb.DescribeResponse(
@@ -72,8 +74,22 @@ class Servicer(pb_grpc.PluginServicer):
 
     def Session(self, request_iterator, context):
         s = Session(self.jobs)
-        context.add_callback(s.close)
+        with self._sessions_lock:
+            self._sessions.add(s)
+
+        def done():
+            s.close()
+            with self._sessions_lock:
+                self._sessions.discard(s)
+        context.add_callback(done)
         return s.serve(request_iterator)
+
+    def abandon_all(self, reason):
+        """Ends every run's wait with reason (the host is frozen)."""
+        with self._sessions_lock:
+            sessions = list(self._sessions)
+        for s in sessions:
+            s.signal_all(reason)
 
 
 class Session:
@@ -137,6 +153,13 @@ class Session:
     def running(self):
         with self._lock:
             return sorted(self._runs)
+
+    def signal_all(self, reason):
+        """Tells every run of the session to end, for reason."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for ctx in runs:
+            ctx._signal(reason)
 
     def _fail(self, job_id, msg):
         self._put(pb.PluginMessage(outcome=pb.Outcome(job_id=job_id, kind=pb.Outcome.KIND_PERMANENT_ERROR, error=msg)))

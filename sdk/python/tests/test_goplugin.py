@@ -86,7 +86,8 @@ class ProcessTest(unittest.TestCase):
 
     def setUp(self):
         self.client_cert, self.client_key, _ = gp.make_certificate()
-        self.proc = gp.Process(Servicer([Hold()]), self.client_cert.decode())
+        self.servicer = Servicer([Hold()])
+        self.proc = gp.Process(self.servicer, self.client_cert.decode())
         self.proc.start()
         self.addCleanup(self.proc.stop)
 
@@ -146,6 +147,63 @@ class ProcessTest(unittest.TestCase):
                 got.set()
                 break
         self.assertTrue(got.is_set())
+
+
+    def test_a_frozen_host_ends_every_run(self):
+        # The host's parent watch calls abandon_all once the host has been
+        # stopped too long: a held run ends at once, saying why.
+        stub = pb_grpc.PluginStub(self.channel())
+        started = threading.Event()
+        done = threading.Event()
+
+        def requests():
+            yield pb.HostMessage(start=pb.Start(job_id="f1", job_name="HOLD", parameters=b'{"hold": 3600}'))
+            done.wait(10)
+
+        def freeze_when_running():
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not started.is_set():
+                for s in list(self.servicer._sessions):
+                    if "f1" in s.running():
+                        started.set()
+                time.sleep(0.01)
+            self.servicer.abandon_all(berth.HOST_FROZEN)
+        threading.Thread(target=freeze_when_running, daemon=True).start()
+        outcome = None
+        for m in stub.Session(requests(), timeout=10):
+            if m.WhichOneof("msg") == "outcome":
+                outcome = m.outcome
+                done.set()
+                break
+        self.assertTrue(started.is_set())
+        self.assertIsNotNone(outcome)
+        self.assertIn("the host is frozen", outcome.error)
+
+
+class FreezeTest(unittest.TestCase):
+    def test_a_stopped_process_is_seen(self):
+        p = subprocess.Popen(["sleep", "60"])
+        try:
+            self.assertFalse(gp.process_stopped(p.pid))
+            os.kill(p.pid, 19)  # SIGSTOP
+            deadline = time.monotonic() + 5
+            while not gp.process_stopped(p.pid):
+                self.assertLess(time.monotonic(), deadline, "a stopped process is not seen stopped")
+                time.sleep(0.005)
+            os.kill(p.pid, 18)  # SIGCONT
+            while gp.process_stopped(p.pid):
+                self.assertLess(time.monotonic(), deadline + 5, "a continued process is still seen stopped")
+                time.sleep(0.005)
+        finally:
+            p.kill()
+            p.wait()
+
+    def test_it_fires_once_per_stop(self):
+        f = gp.Freeze(3)
+        steps = [(False, 0, False), (True, 1, False), (True, 3, False), (True, 4, True), (True, 10, False),
+                 (False, 11, False), (True, 12, False), (True, 15, True)]
+        for i, (stopped, at, fire) in enumerate(steps):
+            self.assertEqual(f.observe(stopped, 1000 + at), fire, "step %d" % i)
 
 
 class PluginProcessTest(unittest.TestCase):
