@@ -48,6 +48,13 @@ func TestAHungPluginIsReportedAndRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Kill(pid, syscall.SIGCONT) //nolint:errcheck // gone by then, normally
+	// The signal takes effect asynchronously: wait until the process is
+	// stopped, or a call may still be answered.
+	for deadline := time.Now().Add(5 * time.Second); !procs.Stopped(pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin process did not stop")
+		}
+	}
 
 	start := time.Now()
 	err = h.Validate(context.Background(), "DEMO", params(t, map[string]any{"image": "demo"}))
