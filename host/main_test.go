@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,32 +30,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	berthBin  string
-	buildErr  error
-)
-
 // binary builds the berth command once per test binary.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		berthBin = filepath.Join(dir, "berth")
-		out, err := exec.Command("go", "build", "-o", berthBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return berthBin
-}
+func binary(t *testing.T) string { return plugintest.Command(t, "host") }
 
 func freePort(t *testing.T) int {
 	t.Helper()

@@ -35,33 +35,8 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/gocraft/work.(*WorkerPool).Drain"))
 }
 
-// The berthctl binary, built once per test binary.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berthctl-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "berthctl")
-		cmd := exec.Command("go", "build", "-o", binPath, "./host/cmd/berthctl")
-		cmd.Dir = plugintest.ModuleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build berthctl: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// binary is the berthctl binary, built once per test binary.
+func binary(t *testing.T) string { return plugintest.Command(t, "host/cmd/berthctl") }
 
 // result is one run of berthctl.
 type result struct {

@@ -3,12 +3,9 @@ package daemon_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +17,6 @@ import (
 	"github.com/berth-dev/berth/host/internal/config"
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
-	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
 	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
@@ -124,103 +120,24 @@ func TestStopAtTheInstantOfRunningEndsTheJobWithoutTheGrace(t *testing.T) {
 	}
 }
 
-// relBuild caches the berth binary, built once per test binary.
-var relBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func relBerth(t *testing.T) string {
-	t.Helper()
-	relBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-rel-")
-		if err != nil {
-			relBuild.err = err
-			return
-		}
-		relBuild.path = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-o", relBuild.path, "./host")
-		cmd.Dir = plugintest.ModuleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			relBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if relBuild.err != nil {
-		t.Fatal(relBuild.err)
-	}
-	return relBuild.path
-}
-
 // relProcess is a host of a cluster in a berth process of its own, so
 // that it can be frozen.
-type relProcess struct {
-	cmd  *exec.Cmd
-	url  string
-	out  *procs.Buffer
-	done chan error
-}
+type relProcess struct{ *hosttest.Process }
 
-// relStartBerth runs berth against the cluster's Redis and namespace with
-// the given YAML added to its configuration, and waits until it serves.
+// relStartBerth runs berth against the cluster with the given YAML added
+// to its configuration, and waits until it serves.
 func relStartBerth(t *testing.T, c *hosttest.Cluster, yml string) *relProcess {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cfgPath := filepath.Join(t.TempDir(), "config.yml")
-	yml = fmt.Sprintf("job_loggers:\n  - name: FILE\n    level: INFO\n    settings:\n      base_dir: %q\n", t.TempDir()) + yml
-	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(relBerth(t), "-c", cfgPath)
-	cmd.Env = append(os.Environ(), "CORE_SECRET="+hosttest.Secret, "JOB_SERVICE_PORT="+strconv.Itoa(port),
-		"JOB_SERVICE_POOL_REDIS_URL="+c.Redis.URL(), "JOB_SERVICE_POOL_REDIS_NAMESPACE="+c.Namespace,
-		"BERTH_PLUGINS_DIR="+c.Plugins, "BERTH_SHUTDOWN_GRACE=1s")
-	p := &relProcess{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &procs.Buffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		// Never leave it (or its plugins) frozen.
-		p.signal(syscall.SIGCONT)
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("berth process output:\n%s", p.out.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/api/v1/stats")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("berth exited before serving: %v\n%s", err, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("berth did not serve within 30s:\n%s", p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := &relProcess{c.StartProcess(t, yml)}
+	// Never leave its plugins frozen (hosttest continues berth itself).
+	t.Cleanup(func() { p.signal(syscall.SIGCONT) })
+	return p
 }
 
 // children are the process IDs of berth's children (its plugins), which
 // any of its threads may have started.
 func (p *relProcess) children() []int {
-	dir := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/task"
+	dir := "/proc/" + strconv.Itoa(p.Cmd.Process.Pid) + "/task"
 	tasks, _ := os.ReadDir(dir)
 	var out []int
 	for _, task := range tasks {
@@ -238,7 +155,7 @@ func (p *relProcess) children() []int {
 // plugins (each plugin has a group of its own): the whole host, as a
 // paused machine or container is.
 func (p *relProcess) signal(sig syscall.Signal) []int {
-	pids := append([]int{p.cmd.Process.Pid}, p.children()...)
+	pids := append([]int{p.Cmd.Process.Pid}, p.children()...)
 	for i, pid := range pids {
 		if i == 0 {
 			_ = syscall.Kill(pid, sig)
@@ -260,7 +177,7 @@ func (p *relProcess) do(t *testing.T, method, path string, body any) (int, []byt
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, p.url+path, rd)
+	req, err := http.NewRequest(method, p.URL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,22 +272,22 @@ func TestLeaseOfAFrozenHostIsLostAndItsRunEndsWhenItResumes(t *testing.T) {
 	// CLOCK job would otherwise hold for (and within the stop grace).
 	gaveUp := "the run was given up"
 	deadline = resumedAt.Add(10 * time.Second)
-	for !relHasLine(a.out.String(), gaveUp, id) {
+	for !relHasLine(a.Out.String(), gaveUp, id) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the resumed host did not give its run of %s up within 10s", id)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("the resumed host gave its stale run up %v after it resumed", time.Since(resumedAt).Round(time.Millisecond))
-	for _, l := range strings.Split(a.out.String(), "\n") {
+	for _, l := range strings.Split(a.Out.String(), "\n") {
 		if strings.Contains(l, id) {
 			t.Log("resumed host: " + l)
 		}
 	}
-	if relHasLine(a.out.String(), "did not return within the stop grace", id) {
+	if relHasLine(a.Out.String(), "did not return within the stop grace", id) {
 		t.Fatalf("the stale run's plugin did not end it; its call was cancelled after the grace")
 	}
-	if relHasLine(a.out.String(), "the end of the attempt was not recorded", id) {
+	if relHasLine(a.Out.String(), "the end of the attempt was not recorded", id) {
 		t.Fatalf("the stale run ran to its end and tried to record it")
 	}
 	// The new run is the job's: it is not disturbed, and ends once.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -45,35 +44,7 @@ const (
 	scanMimeSBOM   = "application/vnd.security.sbom.report+json; version=1.0"
 )
 
-// scanBuild builds the adapter once per test binary.
-var scanBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func scanAdapterBinary(t *testing.T) string {
-	t.Helper()
-	scanBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-scan-adapter-")
-		if err != nil {
-			scanBuild.err = err
-			return
-		}
-		out := filepath.Join(dir, "scanner")
-		cmd := exec.Command("go", "build", "-o", out, "./plugins/scan/adapter")
-		cmd.Dir = plugintest.ModuleRoot()
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			scanBuild.err = fmt.Errorf("build the scanner adapter: %v\n%s", err, msg)
-			return
-		}
-		scanBuild.path = out
-	})
-	if scanBuild.err != nil {
-		t.Fatal(scanBuild.err)
-	}
-	return scanBuild.path
-}
+func scanAdapterBinary(t *testing.T) string { return plugintest.Command(t, "plugins/scan/adapter") }
 
 // scanAdapter is a running bin/scanner.
 type scanAdapter struct {

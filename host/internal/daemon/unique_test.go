@@ -5,11 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,8 +18,6 @@ import (
 	"github.com/berth-dev/berth/host/internal/job"
 	"github.com/berth-dev/berth/host/internal/store"
 	"github.com/berth-dev/berth/host/internal/testkit/hosttest"
-	"github.com/berth-dev/berth/host/internal/testkit/plugintest"
-	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
 // uniqMeta is the metadata of a unique Generic job, or of a unique
@@ -273,99 +267,6 @@ func TestUniqueTwoHostsSubmittingAtOnceAcceptOne(t *testing.T) {
 	}
 }
 
-// uniqBuild caches the berth binary, built once per test binary.
-var uniqBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// uniqBerth returns the path of the berth command, built from this tree.
-func uniqBerth(t *testing.T) string {
-	t.Helper()
-	uniqBuild.once.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-uniq-")
-		if err != nil {
-			uniqBuild.err = err
-			return
-		}
-		uniqBuild.path = filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-o", uniqBuild.path, "./host")
-		cmd.Dir = plugintest.ModuleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			uniqBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if uniqBuild.err != nil {
-		t.Fatal(uniqBuild.err)
-	}
-	return uniqBuild.path
-}
-
-// uniqProcess is a host of the cluster in its own process, so that it
-// can be killed.
-type uniqProcess struct {
-	cmd  *exec.Cmd
-	url  string
-	out  *procs.Buffer
-	done chan error
-}
-
-// uniqStartProcess runs berth against the cluster's Redis and namespace,
-// and waits until its API answers.
-func uniqStartProcess(t *testing.T, c *hosttest.Cluster) *uniqProcess {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	// Job logs in a directory of the test's own.
-	cfgPath := filepath.Join(t.TempDir(), "config.yml")
-	yml := fmt.Sprintf("job_loggers:\n  - name: FILE\n    level: INFO\n    settings:\n      base_dir: %q\n", t.TempDir())
-	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(uniqBerth(t), "-c", cfgPath)
-	cmd.Env = append(os.Environ(), "CORE_SECRET="+hosttest.Secret, "JOB_SERVICE_PORT="+strconv.Itoa(port),
-		"JOB_SERVICE_POOL_REDIS_URL="+c.Redis.URL(), "JOB_SERVICE_POOL_REDIS_NAMESPACE="+c.Namespace,
-		"BERTH_PLUGINS_DIR="+c.Plugins, "BERTH_SHUTDOWN_GRACE=1s")
-	p := &uniqProcess{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &procs.Buffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("berth process output:\n%s", p.out.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url + "/api/v1/stats")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("berth exited before serving: %v\n%s", err, p.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("berth did not serve within 30s:\n%s", p.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // A host killed with SIGKILL while it runs a unique job leaves the claim
 // with the job, not behind it: until the reaper of another host recovers
 // the job a duplicate is refused, the recovered run holds the claim, and
@@ -373,13 +274,13 @@ func uniqStartProcess(t *testing.T, c *hosttest.Cluster) *uniqProcess {
 func TestUniqueClaimOfAKilledHostGoesWithTheRecoveredJob(t *testing.T) {
 	t.Parallel()
 	c := hosttest.NewCluster(t)
-	a := uniqStartProcess(t, c)
+	a := c.StartProcess(t, "")
 	params := demo(map[string]any{"hold_seconds": 4})
 	body, err := json.Marshal(hosttest.Request("DEMO", params, uniqMeta(0)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := uniqPostRaw(http.DefaultClient, a.url, body)
+	sub := uniqPostRaw(http.DefaultClient, a.URL, body)
 	if sub.err != nil || sub.status != http.StatusAccepted {
 		t.Fatalf("submit to the process: %d %s %v", sub.status, sub.body, sub.err)
 	}
@@ -394,11 +295,10 @@ func TestUniqueClaimOfAKilledHostGoesWithTheRecoveredJob(t *testing.T) {
 		cfg.Reaper.DeadAfter = config.Duration(6 * time.Second)
 	})
 	first := b.WaitCheckin(t, id, "progress data: %60", wait)
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := a.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-a.done
-	a.done <- nil
+	<-a.Exited()
 	rdb := openNS(t, c)
 	claim := uniqClaimKey(t, c, "DEMO", params)
 	if ttl := rdb.int(t, "TTL", claim); ttl <= 0 {

@@ -79,6 +79,36 @@ func Dir(t testing.TB, names ...string) string {
 	return dir
 }
 
+// commands caches one build per command package for the life of the test
+// binary.
+var commands sync.Map // package -> *build
+
+// Command returns the path of the command built from pkg, a package
+// directory relative to the module root ("host", "host/cmd/berthctl",
+// "plugins/scan/adapter"), built once per test binary.
+func Command(t testing.TB, pkg string) string {
+	t.Helper()
+	v, _ := commands.LoadOrStore(pkg, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-command-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", b.path, "./"+pkg)
+		cmd.Dir = ModuleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("plugintest: %v", b.err)
+	}
+	return b.path
+}
+
 // ModuleRoot is the directory of the berth module.
 func ModuleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
