@@ -99,9 +99,12 @@ func (m *Metrics) observe(ev job.Event) {
 	switch {
 	case ev.To == job.Running && ev.From != job.Running || ev.To == job.Running && ev.Revision != ev.FromRevision:
 		m.mu.Lock()
-		if len(m.started) < maxStarted {
-			m.started[ev.JobID] = ev.Time
+		if len(m.started) >= maxStarted {
+			// Runs whose end another host saw (their host died) never
+			// leave: start afresh rather than stop timing new runs.
+			m.started = map[string]time.Time{}
 		}
+		m.started[ev.JobID] = ev.Time
 		m.mu.Unlock()
 	case ev.From == job.Running && ev.To != job.Running:
 		m.mu.Lock()
