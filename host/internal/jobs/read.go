@@ -27,7 +27,7 @@ func (c *Controller) Log(ctx context.Context, id string) ([]byte, error) {
 		if gerr != nil {
 			return nil, gerr
 		}
-		if local, ok := c.opts.Logs.(interface{ HostLocal() bool }); ok && local.HostLocal() && ran(st.Status) {
+		if local, ok := c.opts.Logs.(interface{ HostLocal() bool }); ok && local.HostLocal() && ran(st.Status) && !c.runsHere(ctx, st) {
 			return []byte(fmt.Sprintf("%s [WARNING] berth: this host keeps no log of job %s: it logged nothing here, or it ran on "+
 				"another host, whose FILE job logs this host cannot read; the REDIS job logger keeps every log readable from every host\n",
 				c.clk.Now().UTC().Format("2006-01-02T15:04:05Z"), id)), nil
@@ -38,6 +38,16 @@ func (c *Controller) Log(ctx context.Context, id string) ([]byte, error) {
 		return nil, job.BadRequest(err.Error())
 	}
 	return b, err
+}
+
+// runsHere tells whether this host runs job st now: a job that has just
+// started here may not have logged its first line yet.
+func (c *Controller) runsHere(ctx context.Context, st *job.Stats) bool {
+	if st.Status != job.Running {
+		return false
+	}
+	h, err := c.st.LeaseHolder(ctx, st.ID)
+	return err == nil && h == c.st.Holder()
 }
 
 // ran tells whether a job of that status has run (a Stopped one may

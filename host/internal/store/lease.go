@@ -52,6 +52,24 @@ func (s *Store) RenewLeases(ctx context.Context, leases []Lease) ([]string, erro
 	return lost, nil
 }
 
+// LeaseHolder returns the holder of running job id's lease, "" when it
+// has none.
+func (s *Store) LeaseHolder(ctx context.Context, id string) (string, error) {
+	conn, err := s.pool.GetContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	h, err := redis.String(redis.DoContext(conn, ctx, "HGET", s.keys.LeaseHolders(), id))
+	if errors.Is(err, redis.ErrNil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: lease holder of job %s: %w", id, err)
+	}
+	return h, nil
+}
+
 // ExpiredLeases lists up to limit jobs whose lease expired, the oldest
 // first.
 func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]string, error) {

@@ -17,8 +17,10 @@ import (
 // when it has none.
 func (b *bundle) leaseOf(t *testing.T, id string) (string, int64) {
 	t.Helper()
-	h, _ := b.do(t, "HGET", b.keys.LeaseHolders(), id)
-	holder, _ := redis.String(h, nil)
+	holder, err := b.store.LeaseHolder(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e, _ := b.do(t, "ZSCORE", b.keys.Leases(), id)
 	exp, _ := redis.Int64(e, nil)
 	return holder, exp
