@@ -266,6 +266,21 @@ func (b *Backend) testOnBorrow(c redis.Conn, lastUsed time.Time) error {
 	return err
 }
 
+// OnPrimaryChange makes fn be called, on the goroutine that noticed, each
+// time the Sentinel primary is found on another node (from and to are
+// their addresses). Writes the old primary took shortly before it was
+// demoted may be missing from the new one: fn is where a host makes them
+// again. Without Sentinel the primary never changes and fn is never
+// called. fn must not block.
+func (b *Backend) OnPrimaryChange(fn func(from, to string)) {
+	if b.sentinel != nil {
+		b.sentinel.changed.Store(&fn)
+	}
+}
+
+// Sentinel reports whether the primary is found through Sentinel.
+func (b *Backend) Sentinel() bool { return b.sentinel != nil }
+
 // Pool returns the shared connection pool.
 func (b *Backend) Pool() *redis.Pool { return b.pool }
 

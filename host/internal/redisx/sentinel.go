@@ -16,7 +16,7 @@ import (
 // monitorInterval is how often the Sentinel monitor asks for the primary's
 // address. It bounds how long, after the sentinels switch, pooled
 // connections to the old primary can still be handed out.
-const monitorInterval = time.Second
+const monitorInterval = 250 * time.Millisecond
 
 // sentinelResolver finds the primary through the sentinels and keeps track of
 // which node it is.
@@ -36,6 +36,7 @@ type sentinelResolver struct {
 	timeout  time.Duration
 	log      hclog.Logger
 	primary  atomic.Pointer[string]
+	changed  atomic.Pointer[func(from, to string)]
 }
 
 func newSentinelResolver(t *Target, dialOpts []redis.DialOption, timeout time.Duration, log hclog.Logger) *sentinelResolver {
@@ -53,6 +54,9 @@ func (r *sentinelResolver) current() string {
 func (r *sentinelResolver) setCurrent(addr string) {
 	if old := r.primary.Swap(&addr); old != nil && *old != addr {
 		r.log.Warn("Redis primary changed", "master", r.target.MasterName, "from", *old, "to", addr)
+		if fn := r.changed.Load(); fn != nil {
+			(*fn)(*old, addr)
+		}
 	}
 }
 

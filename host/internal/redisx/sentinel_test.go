@@ -118,6 +118,8 @@ func TestSentinelFailover(t *testing.T) {
 	var logs procs.Buffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	b := open(t, Options{URL: "redis+sentinel://" + closedAddr(t) + "," + sen.Addr() + "/berth", DialTimeout: time.Second, Logger: logger})
+	changes := make(chan [2]string, 4)
+	b.OnPrimaryChange(func(from, to string) { changes <- [2]string{from, to} })
 
 	// Leave idle connections to the old primary in the pool.
 	conns := []redis.Conn{b.Pool().Get(), b.Pool().Get(), b.Pool().Get()}
@@ -157,5 +159,17 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	if want := "Redis primary changed: master=berth from=" + primary.Addr() + " to=" + replica.Addr(); !strings.Contains(logs.String(), want) {
 		t.Errorf("log does not contain %q:\n%s", want, logs.String())
+	}
+	// The host is told of the change, once.
+	select {
+	case c := <-changes:
+		if c != [2]string{primary.Addr(), replica.Addr()} {
+			t.Errorf("OnPrimaryChange(%q, %q), want (%q, %q)", c[0], c[1], primary.Addr(), replica.Addr())
+		}
+	default:
+		t.Error("OnPrimaryChange was not called")
+	}
+	if len(changes) != 0 {
+		t.Errorf("OnPrimaryChange called %d more times", len(changes))
 	}
 }
