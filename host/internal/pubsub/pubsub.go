@@ -40,7 +40,8 @@ type Listener struct {
 	mu      sync.Mutex
 	started bool
 	cancel  context.CancelFunc
-	hooks   sync.WaitGroup // OnConnect goroutines
+	drop    context.CancelFunc // ends the current connection (Reconnect)
+	hooks   sync.WaitGroup     // OnConnect goroutines
 }
 
 // New returns a Listener; Start starts it.
@@ -108,7 +109,11 @@ func (l *Listener) loop(ctx context.Context) {
 			failures = 1 // it was up: start the backoff again
 		}
 		wait := l.opts.Reconnect.Delay(failures)
-		l.opts.Logger.Warn("lost the Redis pub/sub connection; reconnecting", "error", err, "in", wait)
+		if errors.Is(err, errReconnect) {
+			l.opts.Logger.Info("subscribing again on a new connection, to the new Redis primary", "in", wait)
+		} else {
+			l.opts.Logger.Warn("lost the Redis pub/sub connection; reconnecting", "error", err, "in", wait)
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -116,6 +121,22 @@ func (l *Listener) loop(ctx context.Context) {
 		}
 	}
 }
+
+// Reconnect drops the current connection and subscribes again on a new
+// one (OnConnect runs again): a host calls it when the Redis primary
+// moved, since messages published on the new primary do not reach a
+// connection to the old one.
+func (l *Listener) Reconnect() {
+	l.mu.Lock()
+	drop := l.drop
+	l.mu.Unlock()
+	if drop != nil {
+		drop()
+	}
+}
+
+// errReconnect ends a connection that Reconnect dropped.
+var errReconnect = errors.New("pubsub: reconnecting to the new Redis primary")
 
 // errSubscribed wraps the error that ended a connection that had been
 // subscribed.
@@ -129,6 +150,11 @@ func (l *Listener) listen(ctx context.Context) error {
 	}
 	psc := redis.PubSubConn{Conn: conn}
 	defer psc.Close()
+	connCtx, drop := context.WithCancel(ctx)
+	defer drop()
+	l.mu.Lock()
+	l.drop = drop
+	l.mu.Unlock()
 	channels := make([]any, 0, len(l.opts.Handlers))
 	for ch := range l.opts.Handlers {
 		channels = append(channels, ch)
@@ -162,7 +188,7 @@ func (l *Listener) listen(ctx context.Context) error {
 	for {
 		// A receive ends with ctx, or when nothing (not even the answer to
 		// a ping) arrived for three ping intervals.
-		rctx, cancel := context.WithTimeout(ctx, 3*l.opts.PingEvery)
+		rctx, cancel := context.WithTimeout(connCtx, 3*l.opts.PingEvery)
 		reply := psc.ReceiveContext(rctx)
 		cancel()
 		switch m := reply.(type) {
@@ -187,6 +213,9 @@ func (l *Listener) listen(ctx context.Context) error {
 		case error:
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if connCtx.Err() != nil {
+				return fmt.Errorf("%w: %w", errSubscribed, errReconnect)
 			}
 			if subscribed == len(channels) {
 				return fmt.Errorf("%w: %w", errSubscribed, m)

@@ -313,17 +313,19 @@ func TestReconnects(t *testing.T) {
 		pingEvery time.Duration
 		rounds    int
 		// lose makes the listener lose its connection.
-		lose func(t *testing.T, b *bundle)
+		lose func(t *testing.T, b *bundle, l *pubsub.Listener)
 	}{
-		{"ClientKill", 0, 3, func(t *testing.T, b *bundle) {
+		{"ClientKill", 0, 3, func(t *testing.T, b *bundle, _ *pubsub.Listener) {
 			if n, _ := redis.Int64(b.do(t, "CLIENT", "KILL", "TYPE", "pubsub"), nil); n != 1 {
 				t.Fatalf("CLIENT KILL TYPE pubsub killed %d connections, want 1", n)
 			}
 		}},
-		{"ServerRestart", 0, 2, func(t *testing.T, b *bundle) { b.srv.Restart(t) }},
+		{"ServerRestart", 0, 2, func(t *testing.T, b *bundle, _ *pubsub.Listener) { b.srv.Restart(t) }},
+		// The host asks for a new connection (the Redis primary moved).
+		{"Reconnect", 0, 3, func(t *testing.T, b *bundle, l *pubsub.Listener) { l.Reconnect() }},
 		// The connection stays open but nothing answers, pings included,
 		// for longer than three ping intervals.
-		{"ServerUnresponsive", 50 * time.Millisecond, 2, func(t *testing.T, b *bundle) {
+		{"ServerUnresponsive", 50 * time.Millisecond, 2, func(t *testing.T, b *bundle, _ *pubsub.Listener) {
 			b.do(t, "CLIENT", "PAUSE", 400, "ALL")
 		}},
 	} {
@@ -333,7 +335,7 @@ func TestReconnects(t *testing.T) {
 			r := newRecorder()
 			ch := b.channel("a")
 			c := newConnects()
-			b.listen(t, pubsub.Options{Handlers: r.handlers(ch), OnConnect: c.onConnect, Reconnect: fast, PingEvery: tc.pingEvery})
+			l := b.listen(t, pubsub.Options{Handlers: r.handlers(ch), OnConnect: c.onConnect, Reconnect: fast, PingEvery: tc.pingEvery})
 			c.next(t)
 			want := []string{"m0"}
 			if n := b.publish(t, ch, "m0"); n != 1 {
@@ -342,7 +344,7 @@ func TestReconnects(t *testing.T) {
 			waitFor(t, "m0", func() bool { return len(r.get(ch)) == 1 })
 			for i := 1; i <= tc.rounds; i++ {
 				before := c.n.Load()
-				tc.lose(t, b)
+				tc.lose(t, b, l)
 				// Back by itself, and OnConnect says so (for a catch-up).
 				for c.next(t) <= before {
 				}
