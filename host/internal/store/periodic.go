@@ -17,7 +17,7 @@ func (s *Store) CreatePolicy(ctx context.Context, st *job.Stats) ([]job.Event, e
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.change(ctx, scriptCreatePolicy, []any{s.keys.Stats(st.ID), s.keys.Policies()}, append([]any{st.ID}, fields...)...)
+	a, err := s.journaled(ctx, st.ID, scriptCreatePolicy, []any{s.keys.Stats(st.ID), s.keys.Policies()}, append([]any{st.ID}, fields...)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: create policy %s: %w", st.ID, err)
 	}

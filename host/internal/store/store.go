@@ -32,6 +32,8 @@ type Store struct {
 	holder  string
 	lease   time.Duration
 
+	journal *journal // nil unless Options.Journal
+
 	knownMu sync.Mutex
 	knownAt map[string]time.Time // when this store last added a name to known_jobs
 }
@@ -86,6 +88,9 @@ type Options struct {
 	// a change not confirmed in time fails with a *NotReplicatedError.
 	ReplicaAcks    int
 	ReplicaTimeout time.Duration
+	// Journal keeps the creations of the last JournalFor, for Replay after
+	// a failover.
+	Journal bool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -134,9 +139,13 @@ func New(pool *redis.Pool, opts Options) *Store {
 	if opts.ReplicaTimeout <= 0 {
 		opts.ReplicaTimeout = time.Second
 	}
-	return &Store{acks: opts.ReplicaAcks, ackWait: opts.ReplicaTimeout, pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
+	s := &Store{acks: opts.ReplicaAcks, ackWait: opts.ReplicaTimeout, pool: pool, keys: NewKeys(opts.Namespace), ttl: opts.TTL, now: opts.Now,
 		execCap: opts.MaxExecutions, hookCap: opts.MaxHookCheckIns, claim: opts.UniqueTTL,
 		holder: opts.Holder, lease: opts.Lease}
+	if opts.Journal {
+		s.journal = &journal{}
+	}
+	return s
 }
 
 // DefaultUniqueTTL is the default of Options.UniqueTTL: gocraft/work's 24
@@ -310,7 +319,7 @@ func (s *Store) Create(ctx context.Context, st *job.Stats) ([]job.Event, error) 
 	}
 	keys := []any{statsKey, target, s.known(st.Name, statsKey), uniqueKey, parentKey}
 	args := append([]any{mode, ent, st.RunAt, st.Name, st.ID, s.keys.Doorbell(), s.keys.Timer(), unique, link, linkScore(st)}, fields...)
-	a, err := s.change(ctx, scriptCreate, keys, args...)
+	a, err := s.journaled(ctx, st.ID, scriptCreate, keys, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: create job %s: %w", st.ID, err)
 	}
