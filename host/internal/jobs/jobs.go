@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -85,6 +86,8 @@ type Controller struct {
 	base     context.Context // ends at shutdown
 	shutdown context.CancelFunc
 	leases   *keeper
+	// startsFrom is when starts may go on (unix ns; HoldStarts).
+	startsFrom atomic.Int64
 }
 
 // New returns a Controller.

@@ -87,6 +87,17 @@ func (k *keeper) hold(id string, revision int64, sent time.Time) (release func()
 	}
 }
 
+// RenewLeases renews this host's leases now rather than at the next tick,
+// and gives up at once the runs whose lease is lost: a host calls it when
+// the Redis primary moved, as the new primary may lack the starts this
+// host made last (those jobs wait in its queue, for any host to run).
+func (c *Controller) RenewLeases() {
+	select {
+	case c.leases.kick <- struct{}{}:
+	default:
+	}
+}
+
 // loop renews the leases until none is left.
 func (k *keeper) loop() {
 	t := k.c.clk.NewTimer(k.every())

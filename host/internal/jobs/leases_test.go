@@ -127,3 +127,50 @@ func TestARunWhoseLeaseWasTakenIsGivenUp(t *testing.T) {
 		t.Fatalf("given up because %q", w)
 	}
 }
+
+// RenewLeases renews at once rather than at the next tick: a run whose
+// lease is lost (after a failover, the new primary lacks its start) is
+// given up without waiting for the clock.
+func TestRenewLeasesGivesUpALostRunAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	why := b.holdUntilRevoked()
+	st := b.submit(t, "ONCE", nil)
+	done := b.runInBackground(t, st)
+	conn := b.pool.Get()
+	_, err := conn.Do("HSET", b.st.Keys().LeaseHolders(), st.ID, "another-host")
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ctl.RenewLeases() // the clock stands still
+	if w := waitRevoked(t, why, done); !strings.Contains(w, "lost") {
+		t.Fatalf("given up because %q", w)
+	}
+}
+
+// After HoldStarts, a start waits until the hold is over.
+func TestHoldStartsMakesStartsWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.ctl.HoldStarts(5 * time.Second)
+	b.ctl.HoldStarts(time.Second) // shorter: no effect
+	st := b.submit(t, "ONCE", nil)
+	timers := b.clock.Timers()
+	done := make(chan error, 1)
+	go func() { done <- b.ctl.Handle(queue.Job{Name: st.Name, ID: st.ID, EnqueuedAt: st.EnqueueTime}) }()
+	if !b.clock.WaitTimers(timers+1, 10*time.Second) {
+		t.Fatal("the start armed no timer")
+	}
+	b.clock.Advance(4 * time.Second)
+	if cur, _ := b.st.Get(context.Background(), st.ID); cur.Status != job.Pending {
+		t.Fatalf("4 s into a 5 s hold the job is %s, want Pending", cur.Status)
+	}
+	b.clock.Advance(time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := b.st.Get(context.Background(), st.ID); cur.Status != job.Success {
+		t.Fatalf("after the hold the job is %s, want Success", cur.Status)
+	}
+}

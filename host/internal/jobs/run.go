@@ -207,6 +207,7 @@ func (c *Controller) fail(ctx context.Context, jt pluginhost.JobType, j queue.Jo
 // which only a dead pool's entries leave), so giving up here would leave
 // the job Pending with no entry anywhere.
 func (c *Controller) start(id string, log lazyLog) (store.Result, error) {
+	c.waitStarts()
 	for try := 1; ; try++ {
 		res, err := c.st.Start(c.base, id)
 		if err == nil || !store.Transient(err) || c.base.Err() != nil {
@@ -226,6 +227,35 @@ func (c *Controller) start(id string, log lazyLog) (store.Result, error) {
 		case <-c.base.Done():
 		}
 		t.Stop()
+	}
+}
+
+// HoldStarts makes the starts of the next d wait until d has passed (a
+// later call may make the wait longer, never shorter). A host calls it when
+// the Redis primary moved: the new primary may list, as waiting, a job
+// another host started on the old one shortly before, and that host gives
+// the run up only once it learns of the move too.
+func (c *Controller) HoldStarts(d time.Duration) {
+	until := c.clk.Now().Add(d).UnixNano()
+	for {
+		cur := c.startsFrom.Load()
+		if cur >= until || c.startsFrom.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// waitStarts waits until starts may go on, or the host shuts down.
+func (c *Controller) waitStarts() {
+	wait := time.Unix(0, c.startsFrom.Load()).Sub(c.clk.Now())
+	if wait <= 0 {
+		return
+	}
+	t := c.clk.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C():
+	case <-c.base.Done():
 	}
 }
 
