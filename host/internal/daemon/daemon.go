@@ -79,6 +79,7 @@ type Host struct {
 	reaper    *reaper.Reaper
 	scheduler *periodic.Scheduler
 	listener  *pubsub.Listener
+	failover  *failover
 	server    *http.Server
 	addr      net.Addr
 	errs      chan error
@@ -134,6 +135,9 @@ func (h *Host) Start(ctx context.Context) (err error) {
 		// runs, as its worker pool is dead then.
 		Lease:       cfg.Reaper.DeadAfter.Std(),
 		ReplicaAcks: cfg.WorkerPool.RedisPool.ReplicaAcks,
+		// Only a Sentinel primary moves to a node that may lack what the
+		// old one took last.
+		Journal: h.backend.Sentinel(),
 	})
 	if h.logs, err = jobLogs(cfg, h.store, h.opts.Stdout, h.log.Named("joblog")); err != nil {
 		return err
@@ -218,6 +222,8 @@ func (h *Host) Start(ctx context.Context) (err error) {
 	if err = h.listener.Start(ctx); err != nil {
 		return fmt.Errorf("daemon: subscribe to Redis pub/sub: %w", err)
 	}
+	h.failover = newFailover(h.store, h.jobs, h.listener, h.log.Named("redis"))
+	h.backend.OnPrimaryChange(h.failover.changed)
 	if err = h.logs.Start(context.Background()); err != nil {
 		return err
 	}
@@ -475,6 +481,9 @@ func (h *Host) teardown() {
 	}
 	if h.pool != nil {
 		h.pool.Stop()
+	}
+	if h.failover != nil {
+		h.failover.stop()
 	}
 	if h.listener != nil {
 		h.listener.Stop()
