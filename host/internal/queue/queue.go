@@ -81,6 +81,7 @@ type Pool struct {
 	opts Options
 	log  hclog.Logger
 	keys store.Keys
+	st   *store.Store // for the commands on gocraft/work's keys
 
 	mu       sync.Mutex
 	started  bool
@@ -144,6 +145,9 @@ const recheck = 15 * time.Millisecond
 // handler has returned.
 const handBackWake = 5 * time.Millisecond
 
+// handBackTimeout bounds the hand-back of a job to its queue.
+const handBackTimeout = 5 * time.Second
+
 // listWait bounds the wait for a started pool's first heartbeat.
 const listWait = 100 * time.Millisecond
 
@@ -157,15 +161,16 @@ func New(opts Options) *Pool {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Pool{opts: opts, log: opts.Logger, keys: keysOf(opts.Namespace),
+	ns := namespaceOf(opts.Namespace)
+	return &Pool{opts: opts, log: opts.Logger, keys: store.NewKeys(ns), st: store.New(opts.Redis, store.Options{Namespace: ns}),
 		retiring: map[*generation]struct{}{}, spare: map[uint][]*generation{},
 		kick: make(chan struct{}, 1), quit: make(chan struct{}), wakerDone: make(chan struct{})}
 }
 
-// keysOf returns the store's keys of a gocraft/work namespace
+// namespaceOf returns the store's namespace of a gocraft/work one
 // (store.Keys.WorkNamespace, "{<namespace>}").
-func keysOf(workNamespace string) store.Keys {
-	return store.NewKeys(strings.TrimSuffix(strings.TrimPrefix(workNamespace, "{"), "}"))
+func namespaceOf(workNamespace string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(workNamespace, "{"), "}")
 }
 
 // generation returns a stopped generation of size workers: a spare one,
@@ -422,9 +427,9 @@ func (p *Pool) restart(g *generation) {
 // listed returns the pool IDs worker_pools lists (nil if Redis did not
 // answer).
 func (p *Pool) listed() map[string]bool {
-	c := p.opts.Redis.Get()
-	defer c.Close()
-	ids, err := redis.Strings(c.Do("SMEMBERS", p.keys.WorkerPools()))
+	ctx, cancel := context.WithTimeout(context.Background(), listWait)
+	defer cancel()
+	ids, err := p.st.WorkerPoolIDs(ctx)
 	if err != nil {
 		return nil
 	}
@@ -537,9 +542,9 @@ func (p *Pool) handBack(j *work.Job) error {
 	if err != nil {
 		return fmt.Errorf("queue: hand back %s: %w", j.ID, err)
 	}
-	c := p.opts.Redis.Get()
-	defer c.Close()
-	if _, err := c.Do("RPUSH", p.keys.Jobs(j.Name), raw); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
+	defer cancel()
+	if err := p.st.HandBack(ctx, j.Name, raw); err != nil {
 		return fmt.Errorf("queue: hand back %s: %w", j.ID, err)
 	}
 	time.AfterFunc(handBackWake, p.Wake)
