@@ -545,6 +545,8 @@ func (p *Pool) handBack(j *work.Job) error {
 	ctx, cancel := context.WithTimeout(context.Background(), handBackTimeout)
 	defer cancel()
 	if err := p.st.HandBack(ctx, j.Name, raw); err != nil {
+		p.log.Warn("a retiring worker pool could not hand a job back to its queue; gocraft/work queues it again after its back-off",
+			"job_id", j.ID, "error", err)
 		return fmt.Errorf("queue: hand back %s: %w", j.ID, err)
 	}
 	time.AfterFunc(handBackWake, p.Wake)

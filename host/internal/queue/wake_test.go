@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -44,6 +45,16 @@ func (c fetchConn) Do(cmd string, args ...any) (any, error) {
 func (c fetchConn) Send(cmd string, args ...any) error {
 	c.see(cmd, args)
 	return c.Conn.Send(cmd, args...)
+}
+
+// DoContext and ReceiveContext pass through: store's calls need them.
+func (c fetchConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
+	c.see(cmd, args)
+	return redis.DoContext(c.Conn, ctx, cmd, args...)
+}
+
+func (c fetchConn) ReceiveContext(ctx context.Context) (any, error) {
+	return redis.ReceiveContext(c.Conn, ctx)
 }
 
 // fetchPool is a pool to the bundle's server whose connections feed f.
