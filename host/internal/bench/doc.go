@@ -12,7 +12,8 @@
 //     sparse load also while one long job and while half the workers'
 //     long jobs run;
 //  5. lateness of jobs scheduled 2 s ahead;
-//  6. stop latency, on the job's host and across two hosts;
+//  6. stop latency, on the job's host and across two hosts, with stops
+//     sent after Run started, at the instant Running, and at random moments;
 //  7. Redis commands per job (in a burst and at 5 jobs/s) and the idle load
 //     of one host, fresh and after a burst;
 //  8. the host's CPU per log line and per check-in of a plugin (CHATTY

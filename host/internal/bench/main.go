@@ -132,7 +132,7 @@ var allParts = []part{
 	{3, "submit", 45 * time.Second, partSubmit},
 	{4, "pickup", 120 * time.Second, partPickup},
 	{5, "scheduled", 45 * time.Second, partScheduled},
-	{6, "stop", 50 * time.Second, partStop},
+	{6, "stop", 60 * time.Second, partStop},
 	{7, "commands", 100 * time.Second, partCommands},
 	{8, "talk", 60 * time.Second, partTalk},
 	{9, "profile", 45 * time.Second, partProfile},
