@@ -836,3 +836,17 @@ redis.call('srem', KEYS[1], pool)
 redis.call('del', KEYS[2])
 return moved
 `)
+
+// scriptRequeueOrphan undoes gocraft/work's fetch of one entry.
+//
+// KEYS: in-progress list, queue, lock, lock_info
+// ARGV: entry, pool id, doorbell channel, job name
+var scriptRequeueOrphan = redis.NewScript(4, `
+if redis.call('lrem', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('rpush', KEYS[2], ARGV[1])
+local held = tonumber(redis.call('hget', KEYS[4], ARGV[2]))
+if held and held > 0 then redis.call('hincrby', KEYS[4], ARGV[2], -1) end
+if (tonumber(redis.call('get', KEYS[3])) or 0) > 0 then redis.call('decr', KEYS[3]) end
+redis.call('publish', ARGV[3], ARGV[4])
+return 1
+`)
