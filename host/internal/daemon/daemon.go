@@ -216,8 +216,13 @@ func (h *Host) Start(ctx context.Context) (err error) {
 			h.store.Keys().Timer():    h.due.OnTimer,
 			h.store.Keys().Hooks():    h.hooks.OnEvent,
 		},
-		OnConnect: h.jobs.Resync,
-		Logger:    h.log.Named("pubsub"),
+		// Back on Redis: catch up on stop requests, and look for jobs a
+		// fetch took whose answer was lost with the connection.
+		OnConnect: func() {
+			h.jobs.Resync()
+			h.pool.Sweep()
+		},
+		Logger: h.log.Named("pubsub"),
 	})
 	if err = h.listener.Start(ctx); err != nil {
 		return fmt.Errorf("daemon: subscribe to Redis pub/sub: %w", err)

@@ -54,7 +54,10 @@ type Options struct {
 	// Backoff is the wait before gocraft/work queues again an entry whose
 	// handler could not handle it (gocraft/work counts in whole seconds).
 	Backoff func(fails int64) time.Duration
-	Logger  hclog.Logger
+	// OrphanAfter and SweepEvery tune the sweep for entries no worker
+	// runs (see Sweep; defaults DefaultOrphanAfter, DefaultSweepEvery).
+	OrphanAfter, SweepEvery time.Duration
+	Logger                  hclog.Logger
 }
 
 // Pool runs the host's Concurrency workers as gocraft/work worker pools
@@ -105,7 +108,11 @@ type Pool struct {
 	kick      chan struct{} // to the waker, capacity 1
 	quit      chan struct{}
 	wakerDone chan struct{}
-	stops     sync.WaitGroup // retiring generations being stopped
+
+	sweepNow    chan struct{} // to the sweeper, capacity 1
+	sweeperDone chan struct{}
+	suspects    map[suspect]time.Time // the sweeper's own: when each was first seen
+	stops       sync.WaitGroup        // retiring generations being stopped
 }
 
 // generation is one gocraft/work pool of the host.
@@ -120,6 +127,8 @@ type generation struct {
 	// once, then after 10 ms, 100 ms, 1 s and every 5 s), lastStart its
 	// latest job's start.
 	begun, lastEnd, lastStart time.Time
+	id                        string         // its gocraft/work pool ID
+	inflight                  map[string]int // gocraft/work IDs of the jobs its handlers have
 }
 
 // A wake-up waits, and looks again after recheck unless a job started
@@ -161,10 +170,17 @@ func New(opts Options) *Pool {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
+	if opts.OrphanAfter <= 0 {
+		opts.OrphanAfter = DefaultOrphanAfter
+	}
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = DefaultSweepEvery
+	}
 	ns := namespaceOf(opts.Namespace)
 	return &Pool{opts: opts, log: opts.Logger, keys: store.NewKeys(ns), st: store.New(opts.Redis, store.Options{Namespace: ns}),
 		retiring: map[*generation]struct{}{}, spare: map[uint][]*generation{},
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), wakerDone: make(chan struct{})}
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), wakerDone: make(chan struct{}),
+		sweepNow: make(chan struct{}, 1), sweeperDone: make(chan struct{})}
 }
 
 // namespaceOf returns the store's namespace of a gocraft/work one
@@ -189,8 +205,9 @@ func (p *Pool) generation(size uint) *generation {
 		return g
 	}
 	p.made++
-	g := &generation{seq: p.made, size: size}
+	g := &generation{seq: p.made, size: size, inflight: map[string]int{}}
 	g.wp = p.workerPool(size, func(j *work.Job) error { return p.handle(g, j) })
+	g.id = poolIDOf(g.wp)
 	return g
 }
 
@@ -242,6 +259,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.begin(g, time.Now())
 	g.wp.Start()
 	go p.waker()
+	go p.sweeper()
 	p.mu.Unlock()
 	for {
 		hb, err := client.WorkerPoolHeartbeats()
@@ -273,6 +291,7 @@ func (p *Pool) Stop() {
 	p.mu.Unlock()
 	close(p.quit)
 	<-p.wakerDone
+	<-p.sweeperDone
 	p.mu.Lock()
 	cur := p.cur
 	cur.retiring = true
@@ -501,6 +520,16 @@ func (p *Pool) stopsSoon(size uint) bool {
 
 // handle runs a job a worker of g took.
 func (p *Pool) handle(g *generation, j *work.Job) error {
+	p.mu.Lock()
+	g.inflight[j.ID]++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if g.inflight[j.ID]--; g.inflight[j.ID] <= 0 {
+			delete(g.inflight, j.ID)
+		}
+		p.mu.Unlock()
+	}()
 	p.mu.Lock()
 	if g.retiring {
 		// Its worker slot went to the current generation: the job goes

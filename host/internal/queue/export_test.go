@@ -1,0 +1,4 @@
+package queue
+
+// PoolIDOf is poolIDOf, for the tests.
+var PoolIDOf = poolIDOf
