@@ -25,10 +25,12 @@ const (
 	journalMaxBytes = 32 << 20
 )
 
-// journal is the creations of the last JournalFor, oldest first.
+// journal is the creations of the last JournalFor, oldest first, from
+// entries[head].
 type journal struct {
 	mu      sync.Mutex
 	entries []creation
+	head    int
 	bytes   int
 }
 
@@ -56,14 +58,17 @@ func (j *journal) record(c creation) {
 	defer j.mu.Unlock()
 	j.entries = append(j.entries, c)
 	j.bytes += c.size
-	drop := 0
-	for drop < len(j.entries) && (c.at.Sub(j.entries[drop].at) > JournalFor ||
-		len(j.entries)-drop > journalMaxCount || j.bytes > journalMaxBytes) {
-		j.bytes -= j.entries[drop].size
-		drop++
+	for j.head < len(j.entries) && (c.at.Sub(j.entries[j.head].at) > JournalFor ||
+		len(j.entries)-j.head > journalMaxCount || j.bytes > journalMaxBytes) {
+		j.bytes -= j.entries[j.head].size
+		j.entries[j.head] = creation{} // for the collector
+		j.head++
 	}
-	if drop > 0 {
-		j.entries = append(j.entries[:0:0], j.entries[drop:]...)
+	// Compact once the dropped half is the larger: amortised O(1).
+	if j.head > len(j.entries)/2 {
+		n := copy(j.entries, j.entries[j.head:])
+		clear(j.entries[n:])
+		j.entries, j.head = j.entries[:n], 0
 	}
 }
 
@@ -71,8 +76,8 @@ func (j *journal) record(c creation) {
 func (j *journal) recent(now time.Time) []creation {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	out := make([]creation, 0, len(j.entries))
-	for _, c := range j.entries {
+	out := make([]creation, 0, len(j.entries)-j.head)
+	for _, c := range j.entries[j.head:] {
 		if now.Sub(c.at) <= JournalFor {
 			out = append(out, c)
 		}

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/host/internal/job"
 )
@@ -66,5 +68,35 @@ func TestReplayMakesAgainTheRecentCreationsRedisLost(t *testing.T) {
 	b.do(t, "DEL", b.keys.Stats(lost.ID))
 	if made, err := plain.Replay(ctx); err != nil || len(made) != 0 {
 		t.Fatalf("Replay without a journal = %v, %v", made, err)
+	}
+}
+
+// The journal keeps JournalFor of creations, at most journalMaxCount of
+// them and journalMaxBytes, the newest.
+func TestJournalBounds(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(1_700_000_000, 0)
+	var j journal
+	for i := range journalMaxCount + 500 {
+		j.record(creation{at: at, id: fmt.Sprint(i), args: []any{"x"}})
+	}
+	got := j.recent(at)
+	if len(got) != journalMaxCount || got[0].id != "500" || got[len(got)-1].id != fmt.Sprint(journalMaxCount+499) {
+		t.Fatalf("kept %d, from %s to %s; want the newest %d", len(got), got[0].id, got[len(got)-1].id, journalMaxCount)
+	}
+	big := string(make([]byte, journalMaxBytes/3+1))
+	for i := range 4 {
+		j.record(creation{at: at, id: fmt.Sprint("big", i), args: []any{big}})
+	}
+	if got := j.recent(at); len(got) != 2 || got[0].id != "big2" {
+		t.Fatalf("after four creations of a little over a third of the byte bound each, kept %d (first %s); want the last two", len(got), got[0].id)
+	}
+	later := at.Add(JournalFor + time.Second)
+	j.record(creation{at: later, id: "later"})
+	if got := j.recent(later); len(got) != 1 || got[0].id != "later" {
+		t.Fatalf("%s later, kept %d; want only the new one", JournalFor+time.Second, len(got))
+	}
+	if len(j.entries)-j.head != 1 || j.bytes != 0 {
+		t.Fatalf("journal holds %d entries and %d bytes after the older ones expired", len(j.entries)-j.head, j.bytes)
 	}
 }
