@@ -39,38 +39,46 @@ func partStop(ctx context.Context, b *bench) error {
 		return err
 	}
 	defer a.stop()
-	one := []*berthHost{a}
-	for _, m := range stopMoments {
-		r, err := b.stopSamples(ctx, one, m)
-		b.addStop("stop.same_host"+m.key, "stop, same host"+m.label, r, "p99 <= 50 ms", 50)
-		if err != nil {
-			return fmt.Errorf("same host, %s: %w", m.name, err)
-		}
-		if m.name == "run" {
-			b.note("same host: POST answered p50/p99 %s ms; stop reached the plugin (its context ended) p50/p99 %s ms",
-				pair(r.post), pair(r.ctxDone))
-		}
+	if err := b.stopSeries(ctx, []*berthHost{a}); err != nil {
+		return err
 	}
-
 	c, err := b.startHost(ctx, ns, "HOLD")
 	if err != nil {
 		return err
 	}
 	defer c.stop()
-	two := []*berthHost{a, c}
-	for _, m := range stopMoments {
-		r, err := b.stopSamples(ctx, two, m)
-		b.addStop("stop.cross_host"+m.key, "stop, across 2 hosts"+m.label, r, "p99 <= 100 ms", 100)
-		if err != nil {
-			return fmt.Errorf("across hosts, %s: %w", m.name, err)
-		}
-		if m.name == "run" {
-			b.note("across hosts: POST answered p50/p99 %s ms; stop reached the plugin p50/p99 %s ms; jobs ran on the first host %d times, on the second %d times",
-				pair(r.post), pair(r.ctxDone), r.onHost[0], r.onHost[1])
-		}
+	if err := b.stopSeries(ctx, []*berthHost{a, c}); err != nil {
+		return err
 	}
 	b.note("stop latency = POST stop issued -> first HGET (1 ms loop) of the stats hash showing Stopped; raw gocraft/work has no stop")
 	b.note("stop moments: after Run started in the plugin; at the first read showing Running; a random 0-20 ms after the submission (across hosts, the last two are posted to each host in turn)")
+	return nil
+}
+
+// stopSeries measures a stop at each moment on one host, or across two,
+// against the target of that many hosts.
+func (b *bench) stopSeries(ctx context.Context, hosts []*berthHost) error {
+	key, label, target, limit := "stop.same_host", "stop, same host", "p99 <= 50 ms", 50.0
+	if len(hosts) > 1 {
+		key, label, target, limit = "stop.cross_host", "stop, across 2 hosts", "p99 <= 100 ms", 100
+	}
+	for _, m := range stopMoments {
+		r, err := b.stopSamples(ctx, hosts, m)
+		b.addStop(key+m.key, label+m.label, r, target, limit)
+		if err != nil {
+			return fmt.Errorf("%s, %s: %w", label, m.name, err)
+		}
+		if m.name != "run" {
+			continue
+		}
+		if len(hosts) > 1 {
+			b.note("across hosts: POST answered p50/p99 %s ms; stop reached the plugin p50/p99 %s ms; jobs ran on the first host %d times, on the second %d times",
+				pair(r.post), pair(r.ctxDone), r.onHost[0], r.onHost[1])
+		} else {
+			b.note("same host: POST answered p50/p99 %s ms; stop reached the plugin (its context ended) p50/p99 %s ms",
+				pair(r.post), pair(r.ctxDone))
+		}
+	}
 	return nil
 }
 
