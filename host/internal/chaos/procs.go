@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/host/internal/spawn"
 )
 
 // proc is a process the suite started. Every one is in the suite's
@@ -98,13 +100,15 @@ func (s *procSet) start(name, logPath string, env []string, bin string, args ...
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	sp, err := spawn.Start(cmd) // with its parent-death signal
+	if err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
 	go func() {
-		p.exit = cmd.Wait()
+		<-sp.Done()
+		p.exit = sp.Err()
 		close(p.done)
 	}()
 	s.mu.Lock()

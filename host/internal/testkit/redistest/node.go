@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/spawn"
 )
 
 const (
@@ -43,27 +45,7 @@ type node struct {
 
 	mu   sync.Mutex
 	port int
-	proc *process
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{} // closed once the process has exited and been reaped
-}
-
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill() // an error means it has already exited
-	<-p.done
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	proc *spawn.Process
 }
 
 // binary finds redis-server on PATH.
@@ -81,7 +63,7 @@ func binary() (string, error) {
 func (n *node) start(fixedPort bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.proc != nil && !n.proc.exited() {
+	if n.proc != nil && !n.proc.Exited() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
@@ -105,7 +87,7 @@ func (n *node) start(fixedPort bool) error {
 			n.port, n.proc = port, p
 			return nil
 		}
-		p.kill()
+		p.Kill()
 		lastErr = err
 		if !errors.Is(err, errAddrInUse) || ctx.Err() != nil {
 			return err
@@ -131,7 +113,7 @@ func freePort() (int, error) {
 func (n *node) logPath() string { return filepath.Join(n.dir, "redis.log") }
 func (n *node) outPath() string { return filepath.Join(n.dir, "redis.out") }
 
-func (n *node) spawn(port int, fixed bool) (*process, error) {
+func (n *node) spawn(port int, fixed bool) (*spawn.Process, error) {
 	bin, err := binary()
 	if err != nil {
 		return nil, err
@@ -150,27 +132,23 @@ func (n *node) spawn(port int, fixed bool) (*process, error) {
 	cmd.Dir = n.dir
 	// *os.File outputs: exec starts no copying goroutines.
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := startProcess(cmd); err != nil {
+	// Killed with the test binary, even by SIGKILL.
+	p, err := spawn.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("%s: start %s: %w", n.role, bin, err)
 	}
-	p := &process{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
 	return p, nil
 }
 
 // waitReady polls until the server on port is the process p, p exits, or ctx
 // ends.
-func (n *node) waitReady(ctx context.Context, p *process, port int) error {
+func (n *node) waitReady(ctx context.Context, p *spawn.Process, port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	var probeErr error
 	for {
-		if p.exited() {
+		if p.Exited() {
 			logs := n.logs()
 			if strings.Contains(logs, "Address already in use") {
 				return fmt.Errorf("%s on %s: %w", n.role, addr, errAddrInUse)
@@ -179,7 +157,7 @@ func (n *node) waitReady(ctx context.Context, p *process, port int) error {
 		}
 		pid, err := probePid(ctx, addr, n.password)
 		switch {
-		case err == nil && pid == p.pid:
+		case err == nil && pid == p.Pid():
 			if n.ready == nil {
 				return nil
 			}
@@ -188,7 +166,7 @@ func (n *node) waitReady(ctx context.Context, p *process, port int) error {
 			}
 			return nil
 		case err == nil:
-			probeErr = fmt.Errorf("port answered by another process (pid %d, ours is %d)", pid, p.pid)
+			probeErr = fmt.Errorf("port answered by another process (pid %d, ours is %d)", pid, p.Pid())
 		default:
 			probeErr = err
 		}
@@ -197,7 +175,7 @@ func (n *node) waitReady(ctx context.Context, p *process, port int) error {
 			return fmt.Errorf("%s on %s did not answer within %s (last probe: %v); its output:\n%s",
 				n.role, addr, readyTimeout, probeErr, n.logs())
 		case <-tick.C:
-		case <-p.done:
+		case <-p.Done():
 		}
 	}
 }
@@ -258,7 +236,7 @@ func (n *node) kill() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.proc != nil {
-		n.proc.kill()
+		n.proc.Kill()
 		n.proc = nil
 	}
 }
@@ -273,10 +251,10 @@ func (n *node) addr() string {
 func (n *node) pid() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.proc == nil || n.proc.exited() {
+	if n.proc == nil || n.proc.Exited() {
 		return 0
 	}
-	return n.proc.pid
+	return n.proc.Pid()
 }
 
 // dial opens a short-lived connection to the node for helpers.

@@ -351,9 +351,9 @@ func Shared(t testing.TB) *Server {
 	return s
 }
 
-// Cleanup kills the shared server and stops the goroutine that starts
-// servers. Call it from TestMain after m.Run (or use WithCleanup); calling it
-// while tests still run kills their servers too. Safe to call more than once.
+// Cleanup kills the shared server. Call it from TestMain after m.Run (or use
+// WithCleanup); calling it while tests still run kills the server they
+// share. Safe to call more than once.
 func Cleanup() {
 	shared.mu.Lock()
 	if shared.srv != nil {
@@ -361,7 +361,6 @@ func Cleanup() {
 		shared.srv = nil
 	}
 	shared.mu.Unlock()
-	stopSpawner()
 }
 
 // TestingM is the part of *testing.M that WithCleanup needs; it matches

@@ -8,12 +8,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/berth-dev/berth/host/internal/spawn"
 )
 
 const (
@@ -40,60 +41,10 @@ func binary() (string, error) {
 	return bin, nil
 }
 
-// process is one running docker-registry.
-type process struct {
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{} // closed once the process has exited and been reaped
-	err  error         // what Wait returned; read after done
-}
-
-// spawn starts cmd from a goroutine of its own, locked to its OS thread
-// until the process has exited. On Linux the child carries a parent-death
-// signal, which the kernel sends when the thread that forked it ends: the
-// thread ends only after the child has gone, or with the test binary.
-func spawn(cmd *exec.Cmd) (*process, error) {
-	cmd.SysProcAttr = sysProcAttr()
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked on purpose: the runtime then ends the thread with
-		// the goroutine, once the child is reaped.
-		runtime.LockOSThread()
-		defer close(p.done)
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		p.err = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// kill stops the process now and waits until it is reaped.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill() // an error means it has already exited
-	<-p.done
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // start launches the registry on a new free port and waits until it
 // answers. The caller holds r.mu.
 func (r *Registry) start() error {
-	if r.proc != nil && !r.proc.exited() {
+	if r.proc != nil && !r.proc.Exited() {
 		return nil
 	}
 	bin, err := binary()
@@ -115,7 +66,7 @@ func (r *Registry) start() error {
 		cmd := exec.Command(bin, "serve", r.configPath)
 		cmd.Dir = r.dir
 		cmd.Stdout, cmd.Stderr = r.log, r.log
-		p, err := spawn(cmd)
+		p, err := spawn.Start(cmd) // dies with the test binary
 		if err != nil {
 			return fmt.Errorf("start %s: %w", bin, err)
 		}
@@ -125,7 +76,7 @@ func (r *Registry) start() error {
 			r.proc, r.backend = p, addr
 			return nil
 		}
-		p.kill()
+		p.Kill()
 		lastErr = err
 		if !errors.Is(err, errAddrInUse) || ctx.Err() != nil {
 			return err
@@ -148,7 +99,7 @@ func freePort() (int, error) {
 // waitReady polls GET /v2/ on addr until our process answers it (401 with
 // auth, 200 without, and our instance token), the process exits, or ctx
 // ends. logStart is where this attempt's output begins in the log.
-func (r *Registry) waitReady(ctx context.Context, p *process, addr string, logStart int) error {
+func (r *Registry) waitReady(ctx context.Context, p *spawn.Process, addr string, logStart int) error {
 	client := &http.Client{Timeout: probeTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -156,7 +107,7 @@ func (r *Registry) waitReady(ctx context.Context, p *process, addr string, logSt
 	output := func() string { return r.log.String()[logStart:] }
 	var probeErr error
 	for {
-		if p.exited() {
+		if p.Exited() {
 			if out := output(); strings.Contains(out, "address already in use") {
 				return fmt.Errorf("docker-registry on %s: %w", addr, errAddrInUse)
 			}
@@ -171,7 +122,7 @@ func (r *Registry) waitReady(ctx context.Context, p *process, addr string, logSt
 			return fmt.Errorf("docker-registry on %s did not answer within %s (last probe: %v); its output:\n%s",
 				addr, readyTimeout, probeErr, output())
 		case <-tick.C:
-		case <-p.done:
+		case <-p.Done():
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/berth-dev/berth/host/internal/spawn"
 	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
@@ -46,7 +47,7 @@ type Registry struct {
 	requests   []Request
 
 	mu      sync.Mutex
-	proc    *process
+	proc    *spawn.Process
 	backend string // host:port of the registry itself, "" while stopped
 }
 
@@ -236,7 +237,7 @@ func (r *Registry) Stop() {
 
 func (r *Registry) stopLocked() {
 	if r.proc != nil {
-		r.proc.kill()
+		r.proc.Kill()
 		r.proc, r.backend = nil, ""
 	}
 	r.helperTr.CloseIdleConnections()
@@ -270,10 +271,10 @@ func (r *Registry) SetReadOnly(t testing.TB, on bool) {
 func (r *Registry) pid() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.proc == nil || r.proc.exited() {
+	if r.proc == nil || r.proc.Exited() {
 		return 0
 	}
-	return r.proc.pid
+	return r.proc.Pid()
 }
 
 // backendHost returns the registry's own host:port, bypassing the proxy.

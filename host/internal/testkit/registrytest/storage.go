@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/host/internal/spawn"
 	"github.com/berth-dev/berth/host/internal/testkit/procs"
 )
 
@@ -55,20 +56,20 @@ func (r *Registry) GarbageCollect(t testing.TB, deleteUntagged bool) string {
 	cmd := exec.Command(bin, append(args, r.configPath)...)
 	cmd.Dir = r.dir
 	cmd.Stdout, cmd.Stderr = &out, &out
-	p, err := spawn(cmd)
+	p, err := spawn.Start(cmd)
 	if err != nil {
 		t.Fatalf("registrytest: start %s: %v", bin, err)
 	}
 	timer := time.NewTimer(opTimeout)
 	defer timer.Stop()
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-timer.C:
-		p.kill()
+		p.Kill()
 		t.Fatalf("registrytest: %s %v did not end within %s\n%s", bin, args, opTimeout, out.String())
 	}
-	if p.err != nil {
-		t.Fatalf("registrytest: %s %v: %v\n%s", bin, args, p.err, out.String())
+	if p.Err() != nil {
+		t.Fatalf("registrytest: %s %v: %v\n%s", bin, args, p.Err(), out.String())
 	}
 	return out.String()
 }

@@ -1,9 +1,0 @@
-package registrytest
-
-import "syscall"
-
-// sysProcAttr makes the kernel kill the registry when the thread that
-// started it ends.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
