@@ -335,6 +335,7 @@ func (b *bench) runPart(p part, began time.Time) partResult {
 	b.mu.Unlock()
 	b.stamps.reset()
 	b.hostLog.take()
+	_, _, _ = slowCommands(b.pool) // from here on, this part's
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
@@ -363,6 +364,9 @@ func (b *bench) runPart(p part, began time.Time) partResult {
 			msg += "; first: " + first
 		}
 		b.note("%s", msg)
+	}
+	if n, worst, err := slowCommands(b.pool); err == nil && n > 0 {
+		b.note("Redis ran %d commands of %d ms or more (the slowest: %s), holding every client back meanwhile", n, slowCommand/1000, worst)
 	}
 	b.mu.Lock()
 	res.Notes = b.notes

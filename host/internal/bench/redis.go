@@ -3,15 +3,17 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/berth-dev/berth/host/internal/spawn"
 )
 
 // startRedis starts a redis-server on a free loopback port, without
@@ -24,19 +26,38 @@ func startRedis(dir string) (string, int, func(), error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--maxclients", "4096")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+		"--save", "", "--appendonly", "no", "--dir", dir, "--maxclients", "4096",
+		"--slowlog-log-slower-than", strconv.Itoa(slowCommand), "--slowlog-max-len", "256")
+	// Started through spawn, not cmd.Start: a child forked here dies
+	// with whichever thread forked it, and a stopping host's plugin
+	// spawner ends the thread it ran on, which once killed this Redis
+	// between two parts.
+	p, err := spawn.Start(cmd)
+	if err != nil {
 		return "", 0, nil, fmt.Errorf("start redis-server (run `make deps` to install it): %w", err)
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	var stopping sync.Once
+	quit := make(chan struct{})
+	stop := func() { stopping.Do(func() { close(quit) }); p.Kill() }
+	go func() {
+		select {
+		case <-p.Done():
+			select {
+			case <-quit: // stop killed it
+				return
+			default:
+			}
+			fmt.Fprintf(os.Stderr, "bench: redis-server (pid %d) ended before the bench did: %v; the parts after this one cannot run\n", p.Pid(), p.Err())
+		case <-quit:
+		}
+	}()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := redis.Dial("tcp", addr); err == nil {
 			_, err = c.Do("PING")
 			c.Close()
 			if err == nil {
-				return addr, cmd.Process.Pid, stop, nil
+				return addr, p.Pid(), stop, nil
 			}
 		}
 		if time.Now().After(deadline) {
@@ -45,6 +66,48 @@ func startRedis(dir string) (string, int, func(), error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// slowCommand is the run time (µs) from which Redis keeps a command in
+// its SLOWLOG: a command that long holds every other client back, and the
+// pickup and stop figures count in milliseconds.
+const slowCommand = 2000
+
+// slowCommands reads and resets the SLOWLOG: how many commands ran for
+// slowCommand or more since the last call, and the slowest, described as
+// "12.3 ms EVALSHA 1f0e…" (the command's first two words).
+func slowCommands(pool *redis.Pool) (int, string, error) {
+	c := pool.Get()
+	defer c.Close()
+	entries, err := redis.Values(c.Do("SLOWLOG", "GET", "-1"))
+	if err != nil {
+		return 0, "", fmt.Errorf("SLOWLOG GET: %w", err)
+	}
+	if _, err := c.Do("SLOWLOG", "RESET"); err != nil {
+		return 0, "", fmt.Errorf("SLOWLOG RESET: %w", err)
+	}
+	var worst int64
+	var what string
+	for _, e := range entries {
+		// id, time, duration (µs), the command's words, ...
+		f, err := redis.Values(e, nil)
+		if err != nil || len(f) < 4 {
+			continue
+		}
+		us, _ := redis.Int64(f[2], nil)
+		words, _ := redis.Strings(f[3], nil)
+		if us > worst && len(words) > 0 {
+			worst, what = us, strings.ToUpper(words[0])
+			if len(words) > 1 {
+				// A script's SHA or a key names what ran.
+				what += " " + words[1][:min(len(words[1]), 40)]
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return 0, "", nil
+	}
+	return len(entries), fmt.Sprintf("%.1f ms %s", float64(worst)/1000, what), nil
 }
 
 // newPool returns a pool on addr. With counter set, every command sent
