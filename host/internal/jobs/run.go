@@ -301,8 +301,11 @@ func (c *Controller) move(ctx context.Context, ch store.Change, log lazyLog) {
 		t.Stop()
 	}
 	c.publish(res.Events)
-	if res.Outcome == store.Refused {
+	switch {
+	case res.Outcome == store.Refused:
 		log.Warn("the end of the attempt was not recorded: the job moved on", "status", ch.To, "current", res.Current)
+	case res.Stats != nil && res.Stats.Status == job.Stopped && ch.To != job.Stopped:
+		log.Info("the job was asked to stop as its run ended; it is Stopped", "instead_of", ch.To)
 	}
 }
 

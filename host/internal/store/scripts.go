@@ -455,7 +455,8 @@ return answer('requeued', {tostring(c.rev)})
 
 // scriptMove changes a job's status by the rule, sets and deletes fields,
 // and may queue the job again (a list entry) or put its retry in a sorted
-// set.
+// set. A running job asked to stop (op_command) that would not end (a
+// retry wait, a snooze, a requeue) ends Stopped instead.
 //
 // KEYS: stats, queue (list or zset; stats again when none), known_jobs
 //
@@ -479,6 +480,14 @@ for i = 12, 11 + 2 * nset do set[#set + 1] = arg(i) end
 for i = 12 + 2 * nset, nargs() do del[#del + 1] = arg(i) end
 local retry_at = tonumber(arg(4))
 if retry_at == 0 then retry_at = nil end
+-- A stop asked while the job ran wins over a run that ended without
+-- seeing it: the run that would wait for a retry, snooze or be queued
+-- again ends Stopped in its revision instead, queued nowhere.
+if c.status == 'Running' and c.op ~= '' and (arg(2) == 'next' or to_rev == c.rev)
+    and (to == 'Pending' or to == 'Scheduled' or (to == 'Error' and retry_at)) then
+  move(c, 'Stopped', c.rev, stop_reason(c.op), nil, {'retry_at'})
+  return answer('ok', {'Stopped', tostring(c.rev)})
+end
 if not move(c, to, to_rev, arg(3), set, del, retry_at) then return answer('refused', {c.status, tostring(c.rev)}) end
 push(arg(5), KEYS[2], arg(6), arg(7), KEYS[3], arg(8), arg(9), arg(10))
 return answer('ok', {to, tostring(to_rev)})

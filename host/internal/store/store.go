@@ -505,7 +505,9 @@ type Change struct {
 }
 
 // Move changes a job's status by job.CanMove's rule (see Change) and
-// applies the status's TTL.
+// applies the status's TTL. A running job asked to stop or cancel ends
+// Stopped instead of waiting for a retry, snoozing or being queued again
+// (its run ended before it heard the stop): Result.Stats.Status says so.
 func (s *Store) Move(ctx context.Context, c Change) (Result, error) {
 	statsKey := s.keys.Stats(c.ID)
 	keys := []any{statsKey, statsKey, statsKey}

@@ -493,6 +493,64 @@ func TestStop(t *testing.T) {
 			t.Fatalf("a signalled job is %s; its runner ends it", got.Status)
 		}
 	})
+	// A stop that reaches a running job just as its run ends (the runner
+	// is recording a failure, a snooze or a shutdown's requeue) is not
+	// lost: the job ends Stopped, queued nowhere. A run that ended for
+	// good keeps its status.
+	t.Run("RunningThatEndsWithoutHearingIt", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name   string
+			end    func(b *bundle, st *job.Stats) (Result, error)
+			status job.Status
+		}{
+			{"RetryWait", func(b *bundle, st *job.Stats) (Result, error) {
+				return move(ctx, b.store, st.ID, st.Revision, job.Error, *b.now+30)
+			}, job.Stopped},
+			{"Snooze", func(b *bundle, st *job.Stats) (Result, error) {
+				e, _ := entryOf(st)
+				return b.store.Move(ctx, Change{ID: st.ID, Next: true, To: job.Scheduled, Reason: job.Snoozed,
+					Set: Fields{FieldRunAt: strconv.FormatInt(*b.now+30, 10)}, Schedule: e, RunAt: *b.now + 30})
+			}, job.Stopped},
+			{"Requeue", func(b *bundle, st *job.Stats) (Result, error) { return b.store.Requeue(ctx, st) }, job.Stopped},
+			{"FinalError", func(b *bundle, st *job.Stats) (Result, error) {
+				return move(ctx, b.store, st.ID, st.Revision, job.Error, 0)
+			}, job.Error},
+			{"Success", func(b *bundle, st *job.Stats) (Result, error) {
+				return move(ctx, b.store, st.ID, st.Revision, job.Success, 0)
+			}, job.Success},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				st := b.newJob(t, nil)
+				_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+				b.store.Start(ctx, st.ID)
+				if out, _, err := b.store.Stop(ctx, st, job.ActionStop); err != nil || out != StopSignalled {
+					t.Fatalf("Stop = %v, %v", out, err)
+				}
+				r, err := tc.end(b, st)
+				if err != nil || r.Outcome != Moved || r.Stats.Status != tc.status {
+					t.Fatalf("the end of the run = %+v, %v; want Moved to %s", r, err, tc.status)
+				}
+				got, _ := b.store.Get(ctx, st.ID)
+				if got.Status != tc.status || got.Revision != st.Revision {
+					t.Fatalf("the job is %s in revision %d, want %s in %d", got.Status, got.Revision, tc.status, st.Revision)
+				}
+				for _, k := range []string{b.keys.Retry(), b.keys.Scheduled()} {
+					if n, _ := redis.Int(b.do(t, "ZCARD", k)); n != 0 {
+						t.Fatalf("%s holds %d entries, want none", k, n)
+					}
+				}
+				if n, _ := redis.Int(b.do(t, "LLEN", b.keys.Jobs("DEMO"))); n != 0 {
+					t.Fatalf("the queue holds %d entries, want none", n)
+				}
+				if ttl := b.ttl(t, b.keys.Stats(st.ID)); ttl <= 0 {
+					t.Fatalf("the ended job's TTL = %d, want one", ttl)
+				}
+			})
+		}
+	})
 	t.Run("FinalIsLeftAlone", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
