@@ -37,29 +37,47 @@ const settle = 2 * time.Second
 type sample struct {
 	id   string
 	from time.Time // submission issued, or run_at
+	// answered is when the submission call returned (Berth: the REST
+	// answer), zero if not recorded.
+	answered time.Time
+}
+
+// delays are what collect measured.
+type delays struct {
+	lat []time.Duration // start - from
+	// call is answered - from and queued start - answered, for the
+	// samples that recorded answered: where the pickup time goes.
+	call, queued []time.Duration
+	missing      int // never started
 }
 
 // collect waits until every sample's job has started (start returns its
 // start time) or until wait has passed, and returns the delays and how
 // many never started.
-func collect(ctx context.Context, samples []sample, start func(id string) (time.Time, bool), wait time.Duration) ([]time.Duration, int) {
+func collect(ctx context.Context, samples []sample, start func(id string) (time.Time, bool), wait time.Duration) delays {
 	pending := map[int]bool{}
 	for i, s := range samples {
 		if s.id != "" {
 			pending[i] = true
 		}
 	}
-	var out []time.Duration
+	var d delays
 	deadline := time.Now().Add(wait)
 	for {
 		for i := range pending {
 			if t, ok := start(samples[i].id); ok {
-				out = append(out, t.Sub(samples[i].from))
+				s := samples[i]
+				d.lat = append(d.lat, t.Sub(s.from))
+				if !s.answered.IsZero() {
+					d.call = append(d.call, s.answered.Sub(s.from))
+					d.queued = append(d.queued, t.Sub(s.answered))
+				}
 				delete(pending, i)
 			}
 		}
 		if len(pending) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return out, len(pending)
+			d.missing = len(pending)
+			return d
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -116,6 +134,18 @@ type pickupResult struct {
 	achieved float64
 	errors   int
 	maxQueue int // longest queue seen during the arrivals (sampled every 50 ms)
+	// call and queued split a Berth pickup: the REST call, then the
+	// rest (queue, fetch, Start script, the run's message to the plugin).
+	call, queued []time.Duration
+}
+
+// split describes where a Berth pickup's time went, "" when not recorded.
+func (r pickupResult) split() string {
+	if len(r.call) == 0 {
+		return ""
+	}
+	c, q := summarise(r.call), summarise(r.queued)
+	return fmt.Sprintf("REST call p50/p99 %.2f / %.2f ms, then to the plugin's Run p50/p99 %.2f / %.2f ms", c.P50, c.P99, q.P50, q.P99)
 }
 
 func (r pickupResult) figure() *figure { return latency(r.lat, r.missing+r.errors) }
@@ -178,8 +208,8 @@ func (b *bench) rawPickup(ctx context.Context, l load) pickupResult {
 		samples[i] = sample{id: j.ID, from: t}
 	})
 	maxQ := stopWatch()
-	lat, missing := collect(ctx, l.measured(samples), starts.get, time.Duration(l.delay)*time.Second+15*time.Second)
-	return pickupResult{lat: lat, missing: missing, achieved: ach, errors: int(errs.Load()), maxQueue: maxQ}
+	d := collect(ctx, l.measured(samples), starts.get, time.Duration(l.delay)*time.Second+15*time.Second)
+	return pickupResult{lat: d.lat, missing: d.missing, achieved: ach, errors: int(errs.Load()), maxQueue: maxQ}
 }
 
 // berthPickup does the same through the REST API of h, with the plugin's
@@ -208,15 +238,15 @@ func (b *bench) berthPickup(ctx context.Context, h *berthHost, l load) pickupRes
 			errs.Add(1)
 			return
 		}
-		from := t
 		if l.delay > 0 {
-			from = time.Unix(st.RunAt, 0)
+			samples[i] = sample{id: st.ID, from: time.Unix(st.RunAt, 0)}
+			return
 		}
-		samples[i] = sample{id: st.ID, from: from}
+		samples[i] = sample{id: st.ID, from: t, answered: time.Now()}
 	})
 	maxQ := stopWatch()
-	lat, missing := collect(ctx, l.measured(samples), b.stampStart, time.Duration(l.delay)*time.Second+15*time.Second)
-	return pickupResult{lat: lat, missing: missing, achieved: ach, errors: int(errs.Load()), maxQueue: maxQ}
+	d := collect(ctx, l.measured(samples), b.stampStart, time.Duration(l.delay)*time.Second+15*time.Second)
+	return pickupResult{lat: d.lat, missing: d.missing, achieved: ach, errors: int(errs.Load()), maxQueue: maxQ, call: d.call, queued: d.queued}
 }
 
 // watchQueue samples the length of a queue every 50 ms (one LLEN, on the
@@ -297,15 +327,29 @@ func partPickup(ctx context.Context, b *bench) error {
 	// state (gocraft/work's workers poll every 0-10 ms while jobs keep
 	// coming).
 	steady := load{name: "pickup-steady", rate: o.steadyRate, d: o.steadyFor, warm: 500 * time.Millisecond, senders: 8}
-	raw := b.rawPickup(ctx, steady)
+	// perJob counts the Redis commands of one side's steady load, per
+	// job submitted (the other host idles meanwhile: about 12 calls/s).
+	perJob := func(run func() pickupResult) (pickupResult, string) {
+		w, err := openWindow(b.pool, b.counter)
+		r := run()
+		if err != nil {
+			return r, "Redis commands not counted: " + err.Error()
+		}
+		d, err := w.close()
+		if err != nil {
+			return r, "Redis commands not counted: " + err.Error()
+		}
+		return r, fmt.Sprintf("%.1f Redis commands a job", float64(d.Total)/float64(steady.total()))
+	}
+	raw, rawCmds := perJob(func() pickupResult { return b.rawPickup(ctx, steady) })
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var notes []string
+	notes := []string{"raw " + rawCmds}
 	for _, h := range hosts {
 		before := b.poolsText(ctx, h.h)
-		berth := b.berthPickup(ctx, h.h, steady)
-		notes = append(notes, fmt.Sprintf("%s pools before: %s, after: %s", h.name, before, b.poolsText(ctx, h.h)))
+		berth, cmds := perJob(func() pickupResult { return b.berthPickup(ctx, h.h, steady) })
+		notes = append(notes, fmt.Sprintf("%s pools before: %s, after: %s, %s", h.name, before, b.poolsText(ctx, h.h), cmds))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -313,7 +357,7 @@ func partPickup(ctx context.Context, b *bench) error {
 		m.setRatio()
 		m.judge("p99 <= 2x raw", berth.missing+berth.errors == 0 && m.Ratio != nil && *m.Ratio <= 2)
 		b.add(m)
-		notes = append(notes, fmt.Sprintf("%s achieved %.0f/s, errors %d, never started %d, longest queue %d", h.name, berth.achieved, berth.errors, berth.missing, berth.maxQueue))
+		notes = append(notes, fmt.Sprintf("%s achieved %.0f/s, errors %d, never started %d, longest queue %d, %s", h.name, berth.achieved, berth.errors, berth.missing, berth.maxQueue, berth.split()))
 	}
 	b.note("steady: %.0f jobs/s from 8 senders, %s of warm-up not counted, then %s; raw achieved %.0f/s, errors %d, never started within 15 s %d, longest queue %d; %s",
 		o.steadyRate, steady.warm, o.steadyFor, raw.achieved, raw.errors, raw.missing, raw.maxQueue, strings.Join(notes, "; "))
