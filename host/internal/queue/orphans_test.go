@@ -35,21 +35,22 @@ func TestSweepQueuesAgainAnEntryNoWorkerRuns(t *testing.T) {
 	if id := receive(t, "the held job", started); id != "held" {
 		t.Fatalf("started %s", id)
 	}
-	// The pool that runs it (the wake-up may have restarted the pool, and
-	// the pool of no worker listed meanwhile may be listed still).
-	ids, err := redis.Strings(b.do(t, "SMEMBERS", b.keys.WorkerPools()), nil)
-	if err != nil || len(ids) == 0 {
-		t.Fatalf("worker pools %v, %v", ids, err)
-	}
+	// The pool that runs it (the wake-up may have restarted the pool: the
+	// pool of no worker is listed meanwhile, and the restarted one again
+	// with its first heartbeat, which may come after its first job).
 	pool := ""
-	for _, id := range ids {
-		if b.int(t, "LLEN", b.keys.InProgress("a", id)) > 0 {
-			pool = id
+	waitFor(t, "a listed worker pool to have the held job in progress", func() bool {
+		ids, err := redis.Strings(b.do(t, "SMEMBERS", b.keys.WorkerPools()), nil)
+		if err != nil {
+			t.Fatalf("worker pools %v, %v", ids, err)
 		}
-	}
-	if pool == "" {
-		t.Fatalf("no worker pool of %v has the held job in progress", ids)
-	}
+		for _, id := range ids {
+			if b.int(t, "LLEN", b.keys.InProgress("a", id)) > 0 {
+				pool = id
+			}
+		}
+		return pool != ""
+	})
 	lock, share := b.int(t, "GET", b.keys.Lock("a")), b.int(t, "HGET", b.keys.LockInfo("a"), pool)
 	held := b.int(t, "LLEN", b.keys.InProgress("a", pool))
 	// The stranded fetch: the entry, the lock and the pool's share.
