@@ -183,7 +183,9 @@ func (h *Host) Start(ctx context.Context) (err error) {
 			RedisURL: shownURL, Namespace: cfg.WorkerPool.RedisPool.Namespace,
 			IdleTimeoutSecond: int64(cfg.WorkerPool.RedisPool.IdleTimeoutSecond),
 		}},
-		Logger: h.log.Named("jobs"),
+		// h.pool is built below, before any job can start.
+		Backlog: func(n int) { h.pool.Behind(n) },
+		Logger:  h.log.Named("jobs"),
 	})
 	h.runner.Bind(h.plugins, h.jobs)
 	var rewrites []hook.Rewrite

@@ -59,6 +59,10 @@ type Options struct {
 	// Scheduler, when set, is kicked when a periodic policy is created so
 	// that its first executions exist at once.
 	Scheduler Kicker
+	// Backlog, when set, hears how many entries were left in the queue of
+	// a job as this host started it, when there were any (the worker
+	// pool's Behind: a backlog wakes idle workers).
+	Backlog func(waiting int)
 	// Properties are handed to every job, beside the job's own (job_id,
 	// job_name, revision, upstream_job_id).
 	Properties map[string]string

@@ -72,6 +72,9 @@ func (c *Controller) Handle(j queue.Job) error {
 			"holder", res.Holder)
 		return nil
 	}
+	if res.Waiting > 0 && c.opts.Backlog != nil {
+		c.opts.Backlog(res.Waiting)
+	}
 	// The lease is kept until the outcome is recorded.
 	defer c.leases.hold(j.ID, res.Stats.Revision, sent)()
 	logger, err := c.opts.Logs.Open(j.ID)

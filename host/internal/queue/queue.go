@@ -75,11 +75,13 @@ type Options struct {
 // A wake-up restarts the current generation when none of its workers
 // runs a job (gocraft/work starts a worker with a fetch), the same pool ID
 // again; otherwise it starts a new generation with the workers no job
-// holds and retires the current one. Drain is never called: it returns
-// only after every worker, busy ones included, has seen an empty queue,
-// and a worker's "drain asked" flag folds two Drains into one answer, so
-// a Drain beside another, or one on a pool stopped meanwhile, may never
-// return (issue 15).
+// holds and retires the current one. None is made while a worker is
+// about to fetch anyway, which under steady load is always, unless a job
+// started with a backlog behind it (Behind). Drain is never called: it
+// returns only after every worker, busy ones included, has seen an empty
+// queue, and a worker's "drain asked" flag folds two Drains into one
+// answer, so a Drain beside another, or one on a pool stopped meanwhile,
+// may never return (issue 15).
 type Pool struct {
 	opts Options
 	log  hclog.Logger
@@ -99,6 +101,7 @@ type Pool struct {
 	// again; its stop looks again.
 	awaitSpare bool
 	force      bool   // the next wake-up is made even if the generation is awake
+	behind     bool   // the next wake-up is made under steady load too: jobs wait (Behind)
 	starts     uint64 // jobs started
 	counts     Counts
 
@@ -334,6 +337,32 @@ func (p *Pool) Wake() {
 	p.poke()
 }
 
+// backlogWake is how many entries left in a queue as a worker took a job
+// from it make Behind wake idle workers.
+const backlogWake = 8
+
+// Behind tells the pool that waiting entries were left in the queue of a
+// job one of its workers just started. Under steady load no wake-up is
+// made (some worker ends a job every few milliseconds and fetches at
+// once), so when jobs arrive faster than the workers that chain them can
+// take them, the others sleep in gocraft/work's 100 ms and 1 s back-off
+// steps while the queue waits. From backlogWake entries, and while some
+// worker is idle, the next wake-up is made anyway, at most one per
+// freshFor. It never blocks.
+func (p *Pool) Behind(waiting int) {
+	if waiting < backlogWake {
+		return
+	}
+	p.mu.Lock()
+	if !p.started || p.stopping || p.running >= p.opts.Concurrency {
+		p.mu.Unlock()
+		return
+	}
+	p.wanted, p.behind = true, true
+	p.mu.Unlock()
+	p.poke()
+}
+
 func (p *Pool) poke() {
 	select {
 	case p.kick <- struct{}{}:
@@ -361,8 +390,16 @@ func (p *Pool) wakeUp() {
 		return
 	}
 	p.wanted = false
+	behind := p.behind
+	p.behind = false
 	now := time.Now()
 	cur := p.cur
+	fresh := now.Sub(cur.begun) < freshFor
+	if fresh {
+		// The workers of a generation begun moments ago are still taking
+		// the backlog; a start that still finds one says so again.
+		behind = false
+	}
 	switch {
 	case p.running >= p.opts.Concurrency:
 		// No worker to wake: a job's end looks again (its worker fetches
@@ -370,7 +407,7 @@ func (p *Pool) wakeUp() {
 		p.deferred = true
 		p.mu.Unlock()
 		return
-	case !p.shrunk() && (!p.force && (now.Sub(cur.begun) < freshFor || now.Sub(cur.lastEnd) < endedFor) ||
+	case !behind && !p.shrunk() && (!p.force && (fresh || now.Sub(cur.lastEnd) < endedFor) ||
 		cur.running > 0 && now.Sub(cur.lastStart) < youngFor):
 		starts := p.starts
 		p.mu.Unlock()

@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -137,5 +138,75 @@ func TestWakeAfterBurst(t *testing.T) {
 			g.open()
 			waitFor(t, "the jobs to settle", func() bool { return b.settled(t, "a") })
 		})
+	}
+}
+
+// Under steady load no wake-up is made (a worker that ends a job fetches
+// at once), so jobs that pile up in the queue wait for the idle workers'
+// own back-off, up to 5 s, unless a start that finds a backlog says so
+// (Behind). Here one worker chains jobs without end: each queues the
+// next at the head of the queue, so it always takes that one, and reports
+// the queue's length as the host does when a job starts. Once the other
+// workers have been quiet for 1.2 s (gocraft/work's 5 s back-off step),
+// jobs queued behind the chain must start before any of them would fetch
+// on its own.
+func TestBehindWakesIdleWorkersUnderSteadyLoad(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	f := &fetchClock{keys: "6"}
+	const backlog = 8
+	var chained atomic.Int64
+	var p *queue.Pool
+	ready := make(chan struct{})
+	started := make(chan string, backlog)
+	stop := make(chan struct{})
+	p = b.start(t, queue.Options{Redis: b.fetchPool(t, f), Concurrency: 4, Handler: func(j queue.Job) error {
+		if !strings.HasPrefix(j.ID, "chain") {
+			started <- j.ID
+			return nil
+		}
+		<-ready
+		n := chained.Add(1)
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(2 * time.Millisecond):
+		}
+		if n >= 20000 {
+			return nil // a bound on the chain, far past the test's end
+		}
+		raw, _ := json.Marshal(entry{Name: "a", ID: fmt.Sprintf("chain%d", n), T: 1, Args: map[string]any{}})
+		b.do(t, "RPUSH", b.keys.Jobs("a"), raw)
+		p.Behind(int(b.int(t, "LLEN", b.keys.Jobs("a"))))
+		return nil
+	}})
+	t.Cleanup(func() { close(stop) })
+	b.push(t, entry{Name: "a", ID: "chain0", T: 1})
+	p.Wake()
+	close(ready)
+	// The chain's worker fetches once a job; the others' fetches are the
+	// rest.
+	idle := func() int64 { return f.n.Load() - chained.Load() }
+	last, since := idle(), time.Now()
+	waitFor(t, "the idle workers to be quiet for 1.2 s", func() bool {
+		// The two counts move one after the other: a fetch that the
+		// chain's count has not caught up with yet is not news.
+		if n := idle(); n > last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) > 1200*time.Millisecond
+	})
+	for i := range backlog {
+		b.push(t, entry{Name: "a", ID: fmt.Sprintf("behind%d", i), T: 2})
+	}
+	p.Wake() // the doorbell's: steady load makes it wait
+	deadline := time.After(3 * time.Second)
+	for i := range backlog {
+		select {
+		case <-started:
+		case <-deadline:
+			t.Fatalf("%d of %d jobs queued behind a steady chain started within 3 s, before any idle worker's own next fetch: "+
+				"the backlog woke no worker", i, backlog)
+		}
 	}
 }

@@ -379,11 +379,12 @@ return answer('ok')
 // ends Stopped in its revision, saying so in its check-in, and never runs.
 //
 // KEYS: stats
-// args: lease holder, lease ms
+// args: lease holder, lease ms, queue key prefix
 //
 // It answers {revision, parameters, upstream_job_id, op_command,
-// snoozes} (and, when skipped, the holder of the claim): what the run
-// needs, not the whole hash (this is the hot path).
+// snoozes} (and, when skipped, the holder of the claim; when started, the
+// number of entries left in the job's queue): what the run needs, not the
+// whole hash (this is the hot path).
 var scriptStart = redis.NewScript(1, luaPrelude+`
 local c = read(KEYS[1], 'parameters', 'snoozes')
 if not c then return answer('missing') end
@@ -422,7 +423,8 @@ if c.claim ~= '' and can_move(c.status, c.rev, 'Running', to_rev) then
 end
 if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
 take_lease(c.id, arg(1), tonumber(arg(2)))
-return answer('ok', {tostring(to_rev), params, c.up, '', snoozes})
+local waiting = redis.call('llen', arg(3) .. c.name)
+return answer('ok', {tostring(to_rev), params, c.up, '', snoozes, tostring(waiting)})
 `)
 
 // scriptRecoverLease recovers a running job whose lease expired (its

@@ -426,6 +426,9 @@ type Result struct {
 	// Holder is the job that holds the claim of a Skipped job, or the
 	// lease holder of a Leased one.
 	Holder string
+	// Waiting is how many entries were left in the job's queue as it
+	// started (Start, Moved): a backlog that idle workers should take.
+	Waiting int
 	// Events are the changes made, in order.
 	Events []job.Event
 }
@@ -434,7 +437,7 @@ type Result struct {
 // this store's holder (see scriptStart); Leased when another host's lease
 // on the job has not expired.
 func (s *Store) Start(ctx context.Context, id string) (Result, error) {
-	a, err := s.change(ctx, scriptStart, []any{s.keys.Stats(id)}, s.holder, s.lease.Milliseconds())
+	a, err := s.change(ctx, scriptStart, []any{s.keys.Stats(id)}, s.holder, s.lease.Milliseconds(), s.keys.JobsPrefix())
 	if err != nil {
 		return Result{}, fmt.Errorf("store: start job %s: %w", id, err)
 	}
@@ -457,6 +460,10 @@ func (s *Store) Start(ctx context.Context, id string) (Result, error) {
 		r := Result{Outcome: Moved, OP: job.Action(a.values[3]), Params: []byte(a.values[1]), Events: a.events, Snoozes: snoozes,
 			Stats: &job.Stats{ID: id, Status: job.Running, Revision: rev, UpstreamJobID: a.values[2]}}
 		switch a.tag {
+		case "ok":
+			if len(a.values) > 5 {
+				r.Waiting, _ = strconv.Atoi(a.values[5])
+			}
 		case "stopped":
 			r.Outcome, r.Stats.Status = StoppedOnStart, job.Stopped
 		case "skipped":

@@ -264,6 +264,27 @@ func TestStartMovesToRunning(t *testing.T) {
 	})
 }
 
+// Start says how many entries wait in the job's queue (the backlog that
+// makes a host wake its idle workers).
+func TestStartCountsTheBacklog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	st := b.newJob(t, nil)
+	_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+	for range 3 {
+		b.newJob(t, nil)
+	}
+	b.newJob(t, func(s *job.Stats) { s.Name = "OTHER" })
+	r, err := b.store.Start(ctx, st.ID)
+	if err != nil || r.Outcome != Moved {
+		t.Fatalf("Start = %+v, %v", r, err)
+	}
+	if r.Waiting != 3 {
+		t.Fatalf("Waiting = %d, want the 3 DEMO entries left in its queue", r.Waiting)
+	}
+}
+
 func TestFinalStatusesGetTheirTTL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
