@@ -100,8 +100,9 @@ type Pool struct {
 	// awaitSpare: a wake-up waits for a stopping generation to take it
 	// again; its stop looks again.
 	awaitSpare bool
-	force      bool   // the next wake-up is made even if the generation is awake
-	behind     bool   // the next wake-up is made under steady load too: jobs wait (Behind)
+	force      bool // the next wake-up is made even if the generation is awake
+	behind     bool // the next wake-up is made under steady load too: jobs wait (Behind)
+	lastBehind time.Time
 	starts     uint64 // jobs started
 	counts     Counts
 
@@ -341,20 +342,25 @@ func (p *Pool) Wake() {
 // from it make Behind wake idle workers.
 const backlogWake = 8
 
+// behindEvery is the least time between two wake-ups for a backlog.
+const behindEvery = 100 * time.Millisecond
+
 // Behind tells the pool that waiting entries were left in the queue of a
 // job one of its workers just started. Under steady load no wake-up is
 // made (some worker ends a job every few milliseconds and fetches at
 // once), so when jobs arrive faster than the workers that chain them can
 // take them, the others sleep in gocraft/work's 100 ms and 1 s back-off
-// steps while the queue waits. From backlogWake entries, and while some
-// worker is idle, the next wake-up is made anyway, at most one per
-// freshFor. It never blocks.
+// steps while the queue waits. From backlogWake entries, and while at
+// least half of the workers are idle, the next wake-up is made anyway, at
+// most one per behindEvery: each replaces a generation whose busy workers
+// may each fetch once more before they stop, and hand that job back. It
+// never blocks.
 func (p *Pool) Behind(waiting int) {
 	if waiting < backlogWake {
 		return
 	}
 	p.mu.Lock()
-	if !p.started || p.stopping || p.running >= p.opts.Concurrency {
+	if !p.started || p.stopping || !p.halfIdle() {
 		p.mu.Unlock()
 		return
 	}
@@ -362,6 +368,10 @@ func (p *Pool) Behind(waiting int) {
 	p.mu.Unlock()
 	p.poke()
 }
+
+// halfIdle says whether at least half of the workers run no job. p.mu is
+// held.
+func (p *Pool) halfIdle() bool { return 2*(p.opts.Concurrency-p.running) >= p.opts.Concurrency }
 
 func (p *Pool) poke() {
 	select {
@@ -395,10 +405,16 @@ func (p *Pool) wakeUp() {
 	now := time.Now()
 	cur := p.cur
 	fresh := now.Sub(cur.begun) < freshFor
-	if fresh {
+	if behind && (fresh || now.Sub(p.lastBehind) < behindEvery || !p.halfIdle()) {
 		// The workers of a generation begun moments ago are still taking
-		// the backlog; a start that still finds one says so again.
+		// the backlog, or a wake-up for one was made lately (each costs a
+		// hand-back per busy worker of the generation it replaces), or
+		// the workers got busy meanwhile: a start that still finds a
+		// backlog says so again.
 		behind = false
+	}
+	if behind {
+		p.lastBehind = now
 	}
 	switch {
 	case p.running >= p.opts.Concurrency:
