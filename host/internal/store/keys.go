@@ -136,6 +136,11 @@ func (k Keys) Lock(name string) string { return k.Jobs(name) + ":lock" }
 // LockInfo holds, per worker pool, its share of Lock.
 func (k Keys) LockInfo(name string) string { return k.Jobs(name) + ":lock_info" }
 
+// MaxConcurrency is the most jobs of name that may run at once (0: no
+// limit), as gocraft/work's pools write it. scriptStart reads it by its
+// suffix.
+func (k Keys) MaxConcurrency(name string) string { return k.Jobs(name) + ":max_concurrency" }
+
 // KnownJobs is the set of job names.
 func (k Keys) KnownJobs() string { return k.prefix + "known_jobs" }
 

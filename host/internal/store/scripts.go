@@ -383,8 +383,9 @@ return answer('ok')
 //
 // It answers {revision, parameters, upstream_job_id, op_command,
 // snoozes} (and, when skipped, the holder of the claim; when started, the
-// number of entries left in the job's queue): what the run needs, not the
-// whole hash (this is the hot path).
+// number of entries left in the job's queue, 0 when they wait for the
+// type's concurrency limit): what the run needs, not the whole hash (this
+// is the hot path).
 var scriptStart = redis.NewScript(1, luaPrelude+`
 local c = read(KEYS[1], 'parameters', 'snoozes')
 if not c then return answer('missing') end
@@ -423,7 +424,15 @@ if c.claim ~= '' and can_move(c.status, c.rev, 'Running', to_rev) then
 end
 if not move(c, 'Running', to_rev, reason, nil, del) then return answer('refused', {c.status}) end
 take_lease(c.id, arg(1), tonumber(arg(2)))
-local waiting = redis.call('llen', arg(3) .. c.name)
+-- Entries that wait for the type's concurrency limit (gocraft/work's
+-- :lock, which counts this job, against :max_concurrency, 0 for none)
+-- wait for no worker: they are not a backlog.
+local queue = arg(3) .. c.name
+local waiting = redis.call('llen', queue)
+if waiting > 0 then
+  local limit = tonumber(redis.call('get', queue .. ':max_concurrency')) or 0
+  if limit > 0 and (tonumber(redis.call('get', queue .. ':lock')) or 0) >= limit then waiting = 0 end
+end
 return answer('ok', {tostring(to_rev), params, c.up, '', snoozes, tostring(waiting)})
 `)
 

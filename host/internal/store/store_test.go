@@ -283,6 +283,18 @@ func TestStartCountsTheBacklog(t *testing.T) {
 	if r.Waiting != 3 {
 		t.Fatalf("Waiting = %d, want the 3 DEMO entries left in its queue", r.Waiting)
 	}
+	// Entries that wait for the type's concurrency limit wait for no
+	// worker (gocraft/work's fetch counted the started job in :lock).
+	again := b.newJob(t, nil)
+	_, _ = b.do(t, "SET", b.keys.MaxConcurrency("DEMO"), 2)
+	_, _ = b.do(t, "SET", b.keys.Lock("DEMO"), 2)
+	if r, err := b.store.Start(ctx, again.ID); err != nil || r.Outcome != Moved || r.Waiting != 0 {
+		t.Fatalf("Start at the concurrency limit = %+v, %v; want Moved, Waiting 0", r, err)
+	}
+	_, _ = b.do(t, "SET", b.keys.Lock("DEMO"), 1)
+	if r, _ := b.store.Start(ctx, b.newJob(t, nil).ID); r.Waiting != 5 {
+		t.Fatalf("Waiting = %d under the concurrency limit, want the 5 DEMO entries", r.Waiting)
+	}
 }
 
 func TestFinalStatusesGetTheirTTL(t *testing.T) {
