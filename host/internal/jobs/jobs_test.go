@@ -107,6 +107,9 @@ type bundle struct {
 	logs   *joblog.Manager
 	pool   *redis.Pool
 	events *events.Subscription
+	// backlogs are what the controller reported through Backlog.
+	backlogMu sync.Mutex
+	backlogs  []int
 }
 
 var types = map[string]pluginhost.JobType{
@@ -127,11 +130,17 @@ func setup(t *testing.T) *bundle {
 	sub := bus.Subscribe(1000)
 	t.Cleanup(sub.Close)
 	run := &scripted{reserved: map[string]bool{}, outcome: func(runner.Attempt) runner.Outcome { return runner.Outcome{Kind: runner.Succeeded} }}
-	ctl := jobs.New(jobs.Options{Store: st, Events: bus, Plugins: plugins{types}, Runner: run, Logs: logs, Clock: clk,
+	b := &bundle{st: st, clock: clk, runner: run, logs: logs, pool: pool, events: sub}
+	b.ctl = jobs.New(jobs.Options{Store: st, Events: bus, Plugins: plugins{types}, Runner: run, Logs: logs, Clock: clk,
 		Properties: map[string]string{"core_url": "http://core"},
-		Retry:      backoff.Policy{Base: 10 * time.Second, Max: time.Minute, Jitter: 0.25, Rand: func() float64 { return 0.5 }}})
-	t.Cleanup(ctl.Shutdown)
-	return &bundle{ctl: ctl, st: st, clock: clk, runner: run, logs: logs, pool: pool, events: sub}
+		Retry:      backoff.Policy{Base: 10 * time.Second, Max: time.Minute, Jitter: 0.25, Rand: func() float64 { return 0.5 }},
+		Backlog: func(n int) {
+			b.backlogMu.Lock()
+			b.backlogs = append(b.backlogs, n)
+			b.backlogMu.Unlock()
+		}})
+	t.Cleanup(b.ctl.Shutdown)
+	return b
 }
 
 // submit submits a Generic job and drains its event.
@@ -227,6 +236,38 @@ func TestASuccessfulAttempt(t *testing.T) {
 	}
 	if log := b.log(t, st.ID); !strings.Contains(log, "attempt 1 of RETRY started") || !strings.Contains(log, "the job ran") {
 		t.Fatalf("log:\n%s", log)
+	}
+}
+
+// A start that leaves entries in the job's queue reports them (the worker
+// pool wakes idle workers for a backlog); one that leaves none does not.
+func TestAStartReportsTheBacklog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first := b.submit(t, "RETRY", job.Parameters{"x": 1.0})
+	for range 3 {
+		b.submit(t, "RETRY", job.Parameters{"x": 2.0})
+	}
+	c := b.pool.Get()
+	defer c.Close()
+	if _, err := c.Do("RPOP", b.st.Keys().Jobs("RETRY")); err != nil { // the worker's fetch
+		t.Fatal(err)
+	}
+	b.take(t, first, 0)
+	b.expect(t, first.ID, job.Started, job.Succeeded)
+	if _, err := c.Do("DEL", b.st.Keys().Jobs("RETRY")); err != nil {
+		t.Fatal(err)
+	}
+	last := b.submit(t, "ONCE", nil)
+	if _, err := c.Do("DEL", b.st.Keys().Jobs("ONCE")); err != nil {
+		t.Fatal(err)
+	}
+	b.take(t, last, 0)
+	b.expect(t, last.ID, job.Started, job.Succeeded)
+	b.backlogMu.Lock()
+	defer b.backlogMu.Unlock()
+	if !slices.Equal(b.backlogs, []int{3}) {
+		t.Fatalf("backlogs reported %v, want [3]: the 3 entries the first start left, none for the last", b.backlogs)
 	}
 }
 

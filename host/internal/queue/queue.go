@@ -102,7 +102,7 @@ type Pool struct {
 	awaitSpare bool
 	force      bool // the next wake-up is made even if the generation is awake
 	behind     bool // the next wake-up is made under steady load too: jobs wait (Behind)
-	lastBehind time.Time
+	lastBehind time.Time // the latest wake-up made for a backlog
 	starts     uint64 // jobs started
 	counts     Counts
 

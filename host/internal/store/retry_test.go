@@ -27,8 +27,7 @@ func TestRetry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			st := b.newJob(t, nil)
-			_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+			st := b.takenJob(t)
 			putIn(t, b.store, st.ID, tc.state)
 			failed, _ := b.store.Get(ctx, st.ID)
 			// A final Error expires; one waiting for its retry must not

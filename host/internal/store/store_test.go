@@ -61,6 +61,15 @@ func (b *bundle) newJob(t *testing.T, mutate func(*job.Stats)) *job.Stats {
 	return st
 }
 
+// takenJob is newJob, its entry taken off its queue as a worker's fetch
+// takes it.
+func (b *bundle) takenJob(t *testing.T) *job.Stats {
+	t.Helper()
+	st := b.newJob(t, nil)
+	_, _ = b.do(t, "DEL", b.keys.Jobs(st.Name))
+	return st
+}
+
 // TestMoveAgreesWithCanMove runs the scripts' one status-moving helper
 // (move, in luaPrelude) for every pair of statuses and revision order on a
 // real stats hash, and compares what it did with job.CanMove.
@@ -270,8 +279,7 @@ func TestStartCountsTheBacklog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	st := b.newJob(t, nil)
-	_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+	st := b.takenJob(t)
 	for range 3 {
 		b.newJob(t, nil)
 	}
@@ -336,8 +344,7 @@ func TestRequeueStartsANewRevisionAndQueuesAgain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	st := b.newJob(t, nil)
-	_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+	st := b.takenJob(t)
 	b.store.Start(ctx, st.ID)
 	r, err := b.store.Requeue(ctx, st)
 	if err != nil || r.Outcome != Moved || r.Stats.Status != job.Pending || r.Stats.Revision != st.Revision+1 {
@@ -556,8 +563,7 @@ func TestStop(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				b := setup(t)
-				st := b.newJob(t, nil)
-				_, _ = b.do(t, "DEL", b.keys.Jobs("DEMO")) // a worker took it
+				st := b.takenJob(t)
 				b.store.Start(ctx, st.ID)
 				if out, _, err := b.store.Stop(ctx, st, job.ActionStop); err != nil || out != StopSignalled {
 					t.Fatalf("Stop = %v, %v", out, err)
