@@ -100,10 +100,10 @@ type Pool struct {
 	// awaitSpare: a wake-up waits for a stopping generation to take it
 	// again; its stop looks again.
 	awaitSpare bool
-	force      bool // the next wake-up is made even if the generation is awake
-	behind     bool // the next wake-up is made under steady load too: jobs wait (Behind)
+	force      bool      // the next wake-up is made even if the generation is awake
+	behind     bool      // the next wake-up is made under steady load too: jobs wait (Behind)
 	lastBehind time.Time // the latest wake-up made for a backlog
-	starts     uint64 // jobs started
+	starts     uint64    // jobs started
 	counts     Counts
 
 	bridge *work.WorkerPool // a pool of no worker, listed while the current one restarts
